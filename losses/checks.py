@@ -1,0 +1,236 @@
+"""Input validation and reduction shared by every loss.
+
+Two kinds of check:
+
+* **Shape and dtype checks** read only metadata and always run.
+* **Value checks** (NaN/Inf, ranges, class indices, sign targets) read tensor data. On
+  an accelerator that forces a host-device synchronisation, so they run on CPU tensors
+  by default and on accelerator tensors only when switched on, globally with
+  :func:`set_value_checks` or per loss with ``check_values=True``. ``check_values=False``
+  turns them off everywhere, CPU included.
+
+All errors are :class:`LossInputError`, a ``ValueError`` whose message starts with the
+loss name and says what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+REDUCTIONS = ("none", "mean", "sum")
+
+_value_checks_on_accelerators = False
+
+
+class LossInputError(ValueError):
+    """Bad input to a loss: wrong shape, dtype, range or option."""
+
+
+def set_value_checks(enabled: bool) -> None:
+    """Run value checks on accelerator tensors too (they always run on CPU tensors)."""
+    global _value_checks_on_accelerators
+    _value_checks_on_accelerators = bool(enabled)
+
+
+def value_checks_enabled() -> bool:
+    """Whether value checks run on accelerator tensors."""
+    return _value_checks_on_accelerators
+
+
+def should_check_values(tensor: Tensor, check_values: bool | None) -> bool:
+    """Apply the value-check policy to one tensor."""
+    if check_values is not None:
+        return bool(check_values)
+    return tensor.device.type == "cpu" or _value_checks_on_accelerators
+
+
+def fail(loss: str, message: str) -> LossInputError:
+    return LossInputError(f"{loss}: {message}")
+
+
+def check_reduction(loss: str, reduction: str, allowed: Iterable[str] = REDUCTIONS) -> None:
+    allowed = tuple(allowed)
+    if reduction not in allowed:
+        raise fail(loss, f"reduction must be one of {allowed}, got {reduction!r}")
+
+
+def check_tensor(loss: str, name: str, value: object) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise fail(loss, f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_float(loss: str, name: str, tensor: Tensor) -> None:
+    """Reject integer and boolean tensors where real values are needed."""
+    check_tensor(loss, name, tensor)
+    if not tensor.is_floating_point():
+        raise fail(
+            loss,
+            f"{name} must be a floating-point tensor, got dtype {tensor.dtype}; "
+            f"convert it with .float()",
+        )
+
+
+def check_integer(loss: str, name: str, tensor: Tensor) -> None:
+    """Require an integer tensor (class indices, lengths)."""
+    check_tensor(loss, name, tensor)
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise fail(
+            loss,
+            f"{name} must be an integer tensor (class indices), got dtype {tensor.dtype}; "
+            f"convert it with .long()",
+        )
+
+
+def check_same_shape(loss: str, a_name: str, a: Tensor, b_name: str, b: Tensor) -> None:
+    """Exact shape equality: no broadcasting, (N, 1) against (N,) is an error."""
+    if a.shape != b.shape:
+        raise fail(
+            loss,
+            f"{a_name} and {b_name} must have the same shape, got {a_name} "
+            f"{tuple(a.shape)} and {b_name} {tuple(b.shape)}",
+        )
+
+
+def check_ndim(loss: str, name: str, tensor: Tensor, ndims: Iterable[int], layout: str) -> None:
+    ndims = tuple(ndims)
+    if tensor.dim() not in ndims:
+        raise fail(
+            loss,
+            f"{name} must have shape {layout} ({' or '.join(map(str, ndims))} dims), "
+            f"got {tuple(tensor.shape)}",
+        )
+
+
+def check_finite(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:
+    if (
+        tensor.is_floating_point()
+        and should_check_values(tensor, check_values)
+        and not bool(torch.isfinite(tensor).all())
+    ):
+        raise fail(loss, f"{name} contains NaN or Inf")
+
+
+def check_range(
+    loss: str,
+    name: str,
+    tensor: Tensor,
+    low: float,
+    high: float | None,
+    check_values: bool | None,
+    what: str = "",
+) -> None:
+    """Values must lie in [low, high] (``high=None``: no upper bound)."""
+    if tensor.numel() == 0 or not should_check_values(tensor, check_values):
+        return
+    bad = tensor < low
+    if high is not None:
+        bad = bad | (tensor > high)
+    if bool(bad.any()):
+        bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+        seen = f"[{tensor.min().item():.4g}, {tensor.max().item():.4g}]"
+        raise fail(loss, f"{name} must be {what or 'in'} {bounds}, got values in {seen}")
+
+
+def check_in_set(
+    loss: str,
+    name: str,
+    tensor: Tensor,
+    allowed: tuple[float, ...],
+    check_values: bool | None,
+) -> None:
+    if tensor.numel() == 0 or not should_check_values(tensor, check_values):
+        return
+    ok = torch.zeros_like(tensor, dtype=torch.bool)
+    for value in allowed:
+        ok |= tensor == value
+    if not bool(ok.all()):
+        seen = torch.unique(tensor[~ok])[:5].tolist()
+        raise fail(loss, f"{name} must only contain {allowed}, got e.g. {seen}")
+
+
+def check_signs(
+    loss: str,
+    name: str,
+    tensor: Tensor,
+    check_values: bool | None,
+    allow_binary: bool = False,
+) -> Tensor:
+    """Validate a {-1, 1} target (or {0, 1} when ``allow_binary``) and return it as signs.
+
+    A target is read as {0, 1} only when it has no -1 in it, so a {-1, 1} target keeps
+    its meaning; conversion is arithmetic (2t - 1) and so never synchronises.
+    """
+    allowed = (-1.0, 0.0, 1.0) if allow_binary else (-1.0, 1.0)
+    check_in_set(loss, name, tensor, allowed, check_values)
+    if not allow_binary:
+        return tensor
+    if should_check_values(tensor, check_values) and tensor.numel():
+        has_zero, has_minus = bool((tensor == 0).any()), bool((tensor == -1).any())
+        if has_zero and has_minus:
+            raise fail(
+                loss,
+                f"{name} mixes 0 and -1; use either {{-1, 1}} or {{0, 1}} targets",
+            )
+    # where no -1 is present (binary form) map 0 -> -1; signs pass through unchanged
+    return torch.where(tensor == 0, -torch.ones_like(tensor), tensor)
+
+
+def check_class_indices(
+    loss: str,
+    name: str,
+    target: Tensor,
+    num_classes: int,
+    check_values: bool | None,
+    ignore_index: int | None = None,
+) -> None:
+    check_integer(loss, name, target)
+    if target.numel() == 0 or not should_check_values(target, check_values):
+        return
+    valid = target if ignore_index is None else target[target != ignore_index]
+    if valid.numel() and (bool((valid < 0).any()) or bool((valid >= num_classes).any())):
+        extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+        raise fail(
+            loss,
+            f"{name} must hold class indices in [0, {num_classes}){extra}, got values in "
+            f"[{int(valid.min())}, {int(valid.max())}]",
+        )
+
+
+def graph_zero(*tensors: Tensor) -> Tensor:
+    """A scalar 0 connected to the autograd graph of every float tensor given.
+
+    Returned for empty batches and all-ignored targets, where a mean would be 0/0.
+    """
+    total = None
+    for t in tensors:
+        if isinstance(t, Tensor) and t.is_floating_point():
+            term = t.sum() * 0.0
+            total = term if total is None else total + term
+    if total is None:
+        raise ValueError("graph_zero needs at least one floating-point tensor")
+    return total
+
+
+def reduce(loss: Tensor, reduction: str) -> Tensor:
+    """Apply a reduction; the mean of an empty tensor is a graph-connected 0, not NaN."""
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if loss.numel() == 0:
+        return loss.sum()  # 0, and still part of the graph
+    return loss.mean()
+
+
+def weighted_mean(loss: Tensor, weight: Tensor) -> Tensor:
+    """sum(loss) / sum(weight) with a graph-connected 0 when the weights sum to 0.
+
+    ``torch.where`` keeps this free of host synchronisation.
+    """
+    total = weight.sum()
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, loss.sum() / safe, loss.sum() * 0.0)
