@@ -74,8 +74,9 @@ class Kinds:
 class LossSpec:
     """Metadata of one registered loss.
 
-    ``modes`` maps the value of a loss's ``mode`` option to the kinds it consumes in
-    that mode (focal and dice consume different targets in binary and multiclass mode);
+    ``modes`` maps the value of one option (``mode_option``, by default ``mode``) to
+    the kinds the loss consumes then: focal and dice consume different targets in binary
+    and multiclass mode, triplet consumes class labels once ``mining`` is set.
     :meth:`kinds_for` resolves it from build options.
     """
 
@@ -93,8 +94,10 @@ class LossSpec:
     aliases: tuple[str, ...] = ()
     #: aliases that also preset options, e.g. ``{"giou": {"kind": "giou"}}``
     preset_aliases: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
-    modes: Mapping[str, Kinds] = field(default_factory=dict)
+    modes: Mapping[str | None, Kinds] = field(default_factory=dict)
     default_mode: str | None = None
+    #: the option whose value selects an entry of ``modes`` (triplet: ``"mining"``)
+    mode_option: str = "mode"
 
     def __post_init__(self) -> None:
         Kinds(self.input_kind, self.target_kind)  # validates both kinds
@@ -118,11 +121,11 @@ class LossSpec:
     def kinds_for(self, options: Mapping[str, object] | None = None) -> Kinds:
         """Input and target kinds given the options the loss is built with."""
         if self.modes:
-            mode = (options or {}).get("mode", self.default_mode)
+            mode = (options or {}).get(self.mode_option, self.default_mode)
             if mode not in self.modes:
                 raise ValueError(
-                    f"loss {self.name!r}: unknown mode {mode!r}; expected one of "
-                    f"{sorted(self.modes)}"
+                    f"loss {self.name!r}: unknown {self.mode_option} {mode!r}; expected one "
+                    f"of {sorted(self.modes, key=str)}"
                 )
             return self.modes[mode]
         return Kinds(self.input_kind, self.target_kind)

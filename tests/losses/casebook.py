@@ -35,6 +35,10 @@ class Case:
             (probabilities, boxes, lengths).
         call: ``call(module, *args, **kwargs)``; default ``module(*args, **kwargs)``.
         float32_under_autocast: the loss promises float32 arithmetic under autocast.
+        exact_gradient: False where the loss deliberately back-propagates something
+            other than the derivative of its value (CIoU holds its trade-off weight
+            constant, as the paper does); gradcheck is skipped and the loss's own tests
+            check the gradient against its reference instead.
         variant: short label for test ids.
     """
 
@@ -45,6 +49,7 @@ class Case:
     logits_arg: int | None = 0
     call: Callable[..., Tensor] | None = None
     float32_under_autocast: bool = False
+    exact_gradient: bool = True
     variant: str = ""
 
     @property

@@ -42,6 +42,8 @@ def test_case_ids_are_unique():
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_gradcheck_float64(case: Case):
+    if not case.exact_gradient:
+        pytest.skip("the loss's gradient is not the derivative of its value by design")
     module = losses.build(case.name, **case.options)
     args, kwargs = _make(case, 3, torch.float64)
     args = _with_grad(args, case.grad_args)

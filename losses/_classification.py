@@ -1,0 +1,229 @@
+"""Validation and numerics shared by the classification losses (registers nothing).
+
+The classification losses share a handful of input layouts (scores with the class
+dimension second, class-index targets, probability targets), per-class weight vectors
+that may arrive from a config as plain lists, and one precision rule: half-precision
+inputs (float16, bfloat16) are computed in float32 with autocast switched off, while
+float32 and float64 inputs keep their dtype, so results match torch exactly there and
+gradcheck still runs in float64.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from losses.checks import (
+    check_class_indices,
+    check_finite,
+    check_float,
+    check_range,
+    fail,
+)
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(*tensors: Tensor) -> torch.dtype:
+    """float64 if any floating tensor is float64, else float32 (half precision is upcast)."""
+    dtype = torch.float32
+    for t in tensors:
+        if isinstance(t, Tensor) and t.is_floating_point():
+            dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def to_dtype(tensor: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """Cast a floating tensor (no-op when it already has ``dtype``); keep ``None``."""
+    if tensor is None or tensor.dtype == dtype:
+        return tensor
+    return tensor.to(dtype)
+
+
+def no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """Switch autocast off for the device type of ``device`` (no-op where unsupported)."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except (RuntimeError, ValueError):  # device types autocast does not know
+        return contextlib.nullcontext()
+
+
+def check_scalar(
+    loss: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A real-valued option within its bounds, returned as a Python float.
+
+    Options are plain numbers from a config, so this reads no tensor data.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(loss, f"option {name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if math.isnan(value) or too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise fail(loss, f"option {name} must lie in {left}{lo}, {hi}{right}, got {value!r}")
+    return value
+
+
+def check_int_option(loss: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(loss, f"option {name} must be an integer, got {value!r}")
+    return value
+
+
+def check_choice(loss: str, name: str, value: object, choices: Sequence[object]) -> None:
+    if value not in choices:
+        raise fail(loss, f"option {name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def as_option_tensor(
+    loss: str, name: str, value: object, like: Tensor, dtype: torch.dtype
+) -> Tensor | None:
+    """A tensor option (class weights) as a tensor on ``like``'s device with ``dtype``.
+
+    Accepts ``None``, a tensor, or a number / sequence from a config.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Tensor):
+        try:
+            value = torch.as_tensor(value, dtype=dtype)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise fail(
+                loss, f"option {name} must be a tensor or a list of numbers: {err}"
+            ) from None
+    check_float(loss, name, value)
+    return value.to(device=like.device, dtype=dtype)
+
+
+def check_class_weight(
+    loss: str,
+    weight: Tensor | None,
+    num_classes: int,
+    check_values: bool | None,
+    name: str = "weight",
+) -> None:
+    """A per-class weight: shape ``(C,)``, finite and non-negative."""
+    if weight is None:
+        return
+    if weight.dim() != 1 or weight.shape[0] != num_classes:
+        raise fail(
+            loss,
+            f"{name} must have shape (C,) = ({num_classes},), one value per class, "
+            f"got {tuple(weight.shape)}",
+        )
+    check_finite(loss, name, weight, check_values)
+    check_range(loss, name, weight, 0.0, None, check_values, what="non-negative,")
+
+
+def check_broadcast_weight(loss: str, name: str, weight: Tensor | None, input: Tensor) -> None:
+    """An element weight must broadcast to ``input`` without changing its shape."""
+    if weight is None:
+        return
+    try:
+        shape = torch.broadcast_shapes(weight.shape, input.shape)
+    except RuntimeError:
+        shape = None
+    if shape != input.shape:
+        raise fail(
+            loss,
+            f"{name} must broadcast to the input shape {tuple(input.shape)} without "
+            f"enlarging it, got {name} {tuple(weight.shape)}",
+        )
+
+
+def check_probabilities(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:
+    """Finite values in [0, 1]."""
+    check_finite(loss, name, tensor, check_values)
+    check_range(loss, name, tensor, 0.0, 1.0, check_values, what="probabilities in")
+
+
+def check_log_probabilities(
+    loss: str, name: str, tensor: Tensor, check_values: bool | None
+) -> None:
+    """Finite values <= 0 (logits passed where log-probabilities belong fail here)."""
+    check_finite(loss, name, tensor, check_values)
+    check_range(
+        loss, name, tensor, -math.inf, 0.0, check_values, what="log-probabilities (<= 0), i.e. in"
+    )
+
+
+def check_dense_class_layout(loss: str, input: Tensor, target: Tensor) -> int:
+    """``input`` is ``(N, C, d1, ...)`` and ``target`` ``(N, d1, ...)``; returns ``C``."""
+    if input.dim() < 2:
+        raise fail(
+            loss,
+            f"input must have shape (N, C) or (N, C, d1, ...) with the class dimension "
+            f"second, got {tuple(input.shape)}",
+        )
+    expected = (input.shape[0], *input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise fail(
+            loss,
+            f"class-index target must have shape (N, d1, ...) = {expected} for input "
+            f"{tuple(input.shape)}, got {tuple(target.shape)}",
+        )
+    return input.shape[1]
+
+
+def check_index_target(
+    loss: str,
+    target: Tensor,
+    num_classes: int,
+    check_values: bool | None,
+    ignore_index: int | None = None,
+) -> None:
+    """Integer class indices in [0, C) (or ``ignore_index``)."""
+    check_class_indices(loss, "target", target, num_classes, check_values, ignore_index)
+
+
+def check_flat_scores(loss: str, input: Tensor) -> int:
+    """``input`` is ``(N, C)``; returns ``C``."""
+    if input.dim() != 2:
+        raise fail(loss, f"input must have shape (N, C) (2 dims), got {tuple(input.shape)}")
+    return input.shape[1]
+
+
+def check_flat_target(loss: str, input: Tensor, target: Tensor) -> bool:
+    """Target ``(N,)`` class indices or ``(N, C)`` probabilities; True for indices."""
+    n, c = input.shape
+    if target.is_floating_point():
+        if tuple(target.shape) != (n, c):
+            raise fail(
+                loss,
+                f"probability target must have the input's shape (N, C) = {(n, c)}, "
+                f"got {tuple(target.shape)}",
+            )
+        return False
+    if tuple(target.shape) != (n,):
+        raise fail(
+            loss,
+            f"class-index target must have shape (N,) = ({n},) for input {(n, c)}, "
+            f"got {tuple(target.shape)} (pass a floating-point (N, C) tensor for "
+            f"one-hot or soft targets)",
+        )
+    return True
+
+
+def ignored_mask(target: Tensor, ignore_index: int) -> Tensor:
+    return target == ignore_index
+
+
+def safe_indices(target: Tensor, ignore: Tensor) -> Tensor:
+    """Class indices with ignored positions replaced by 0, as int64 (for gather)."""
+    return target.long().masked_fill(ignore, 0)

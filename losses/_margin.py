@@ -1,0 +1,127 @@
+"""Validation and precision helpers shared by the margin and metric-learning losses.
+
+Registers nothing. Option checks read only Python values; tensor checks go through
+:mod:`losses.checks`, so value checks honour ``check_values`` and the global switch and
+never force a host-device synchronisation on accelerators unless switched on.
+
+Precision rule for the embedding losses: half-precision inputs (float16, bfloat16) are
+computed in float32 with autocast switched off; float32 and float64 keep their dtype, so
+results equal torch's there and gradcheck still runs in float64.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from losses.checks import (
+    check_finite,
+    check_float,
+    check_integer,
+    check_ndim,
+    check_same_shape,
+    check_signs,
+    check_tensor,
+    fail,
+)
+
+
+def check_number(
+    loss: str, name: str, value: object, *, low: float | None = None, low_open: bool = False
+) -> float:
+    """A finite real option, at least ``low`` (strictly above it when ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(loss, f"option {name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    below = low is not None and (value <= low if low_open else value < low)
+    if not math.isfinite(value) or below:
+        bound = "" if low is None else (f" > {low:g}" if low_open else f" >= {low:g}")
+        raise fail(loss, f"option {name} must be a finite number{bound}, got {value!r}")
+    return value
+
+
+def check_flag(loss: str, name: str, value: object) -> bool:
+    """A real ``bool``: a config's ``"false"`` string would otherwise read as true."""
+    if not isinstance(value, bool):
+        raise fail(loss, f"option {name} must be True or False, got {value!r}")
+    return value
+
+
+def check_choice(loss: str, name: str, value: object, choices: Sequence[object]) -> None:
+    if value not in choices:
+        raise fail(loss, f"option {name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def compute_dtype(*tensors: Tensor) -> torch.dtype:
+    """float64 if any floating tensor is float64, else float32 (half precision upcast)."""
+    dtype = torch.float32
+    for t in tensors:
+        if t.is_floating_point():
+            dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """Switch autocast off for ``device``'s type (no-op where autocast does not apply)."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except (RuntimeError, ValueError):
+        return contextlib.nullcontext()
+
+
+def check_sign_target(
+    loss: str,
+    input_name: str,
+    input: Tensor,
+    target: Tensor,
+    check_values: bool | None,
+    *,
+    allow_binary: bool = False,
+) -> Tensor:
+    """A target of exactly ``input``'s shape holding signs; returned as signs in its dtype.
+
+    ``allow_binary`` also accepts {0, 1}, read as {-1, 1}.
+    """
+    check_tensor(loss, "target", target)
+    check_same_shape(loss, input_name, input, "target", target)
+    check_finite(loss, "target", target, check_values)
+    signs = check_signs(loss, "target", target, check_values, allow_binary=allow_binary)
+    return signs.to(input.dtype)
+
+
+def check_scores(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:
+    """A floating-point tensor without NaN or Inf."""
+    check_float(loss, name, tensor)
+    check_finite(loss, name, tensor, check_values)
+
+
+def check_embeddings(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:
+    """A finite floating-point ``(N, D)`` batch of embeddings."""
+    check_float(loss, name, tensor)
+    check_ndim(loss, name, tensor, (2,), "(N, D)")
+    check_finite(loss, name, tensor, check_values)
+
+
+def check_labels(loss: str, labels: Tensor, embeddings: Tensor) -> None:
+    """Integer identity labels of shape ``(N,)``, one per embedding row."""
+    check_integer(loss, "labels", labels)
+    n = embeddings.shape[0]
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise fail(
+            loss,
+            f"labels must have shape (N,) = ({n},), one label per embedding row, "
+            f"got labels {tuple(labels.shape)} for embeddings {tuple(embeddings.shape)}",
+        )
+
+
+def check_arity(loss: str, inputs: tuple, expected: int, layout: str, how: str) -> None:
+    """The number of positional tensors a call form takes."""
+    if len(inputs) != expected:
+        raise fail(
+            loss,
+            f"{how} takes {expected} tensors {layout}, got {len(inputs)} positional arguments",
+        )

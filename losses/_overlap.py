@@ -1,0 +1,259 @@
+"""Soft-overlap statistics shared by dice, jaccard, tversky and focal_tversky.
+
+Not a loss (it registers nothing). The four losses differ only in how they turn the
+per-class soft counts into a score, so everything else lives here once:
+
+* validation of the three target layouts (``mode``), of the options and of the values;
+* probabilities from logits (softmax over classes or sigmoid per channel), computed in
+  float32 (float64 stays float64) with autocast switched off;
+* masking of ``ignore_index`` pixels, which then count neither in the prediction nor
+  in the target;
+* the soft counts per class, summed over batch and space (or per image)::
+
+      TP = sum p * t,   FP = sum p * (1 - t),   FN = sum (1 - p) * t,   support = sum t
+
+* the finish shared by all four: classes without target pixels contribute 0, the
+  optional ``classes`` subset, and the reduction.
+
+The conventions follow ``segmentation_models_pytorch``'s DiceLoss / JaccardLoss /
+TverskyLoss (``from_logits=True``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from losses._options import check_choice, check_flag, check_number, check_optional_int
+from losses.checks import (
+    check_class_indices,
+    check_finite,
+    check_float,
+    check_in_set,
+    check_range,
+    check_reduction,
+    check_tensor,
+    fail,
+    reduce,
+    should_check_values,
+)
+from losses.registry import Kinds
+
+MODES = ("multiclass", "binary", "multilabel")
+
+#: What each mode consumes (shared by the four specs).
+MODE_KINDS = {
+    "multiclass": Kinds("logits", "class_indices"),
+    "binary": Kinds("logits", "binary"),
+    "multilabel": Kinds("logits", "binary"),
+}
+
+#: The input and target layouts, for docstrings and error messages.
+LAYOUTS = {
+    "multiclass": "input (N, C, *) logits and target (N, *) class indices",
+    "binary": "input (N, 1, *) or (N, *) logits and target (N, *) or input's shape, in {0, 1}",
+    "multilabel": "input (N, C, *) logits and target of the same shape, in {0, 1}",
+}
+
+
+class OverlapStats(NamedTuple):
+    """Soft counts per class, shape ``(C,)``, or ``(N, C)`` when per image."""
+
+    tp: Tensor
+    fp: Tensor
+    fn: Tensor
+    support: Tensor
+
+
+def _layout_error(loss: str, mode: str, input: Tensor, target: Tensor):
+    return fail(
+        loss,
+        f"mode={mode!r} expects {LAYOUTS[mode]}; got input {tuple(input.shape)} and "
+        f"target {tuple(target.shape)}",
+    )
+
+
+def _flatten(loss: str, mode: str, input: Tensor, target: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Check the layout of ``mode``; return input (N, C, L), target (N, L) or (N, C, L)."""
+    n = input.shape[0] if input.dim() else 0
+    if mode == "multiclass":
+        if input.dim() < 2 or target.shape != input.shape[:1] + input.shape[2:]:
+            raise _layout_error(loss, mode, input, target)
+        c = input.shape[1]
+        size = math.prod(input.shape[2:])  # explicit: -1 is ambiguous for N = 0
+        return input.reshape(n, c, size), target.reshape(n, size), c
+    if mode == "multilabel":
+        if input.dim() < 2 or target.shape != input.shape:
+            raise _layout_error(loss, mode, input, target)
+        c = input.shape[1]
+        size = math.prod(input.shape[2:])
+        return input.reshape(n, c, size), target.reshape(n, c, size), c
+    # binary: one channel, given explicitly as (N, 1, *) or left out as (N, *)
+    if input.dim() < 1:
+        raise _layout_error(loss, mode, input, target)
+    same = target.shape == input.shape
+    squeezed = (
+        input.dim() >= 2
+        and input.shape[1] == 1
+        and target.shape == input.shape[:1] + input.shape[2:]
+    )
+    if not (same or squeezed):
+        raise _layout_error(loss, mode, input, target)
+    size = math.prod(target.shape[1:])
+    return input.reshape(n, 1, size), target.reshape(n, 1, size), 1
+
+
+def _check_classes(loss: str, classes: object, num_classes: int) -> list[int] | None:
+    if classes is None:
+        return None
+    if isinstance(classes, int) and not isinstance(classes, bool):
+        classes = [classes]
+    if not isinstance(classes, Sequence) or isinstance(classes, str) or not classes:
+        raise fail(loss, f"option classes must be a non-empty list of class ids, got {classes!r}")
+    ids = list(classes)
+    for c in ids:
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < num_classes:
+            raise fail(
+                loss, f"option classes must hold class ids in [0, {num_classes}), got {ids!r}"
+            )
+    if len(set(ids)) != len(ids):
+        raise fail(loss, f"option classes lists a class twice: {ids!r}")
+    return ids
+
+
+def check_common_options(
+    loss: str,
+    *,
+    mode: str,
+    smooth: float,
+    eps: float,
+    per_image: bool,
+    ignore_index: int | None,
+    from_logits: bool,
+    reduction: str,
+) -> None:
+    """The options every overlap loss takes."""
+    check_choice(loss, "mode", mode, MODES)
+    check_number(loss, "smooth", smooth, low=0.0)
+    check_number(loss, "eps", eps, low=0.0, low_open=True)
+    check_flag(loss, "per_image", per_image)
+    check_flag(loss, "from_logits", from_logits)
+    check_optional_int(loss, "ignore_index", ignore_index)
+    check_reduction(loss, reduction)
+
+
+def overlap_stats(
+    loss: str,
+    input: Tensor,
+    target: Tensor,
+    *,
+    mode: str,
+    ignore_index: int | None,
+    from_logits: bool,
+    per_image: bool,
+    check_values: bool | None,
+) -> OverlapStats:
+    """Validate ``input`` / ``target`` and return the soft counts per class.
+
+    Arithmetic runs in float32 (float64 inputs stay float64) with autocast off, so the
+    counts are float32 under float16/bfloat16 autocast.
+    """
+    check_tensor(loss, "input", input)
+    check_tensor(loss, "target", target)
+    check_float(loss, "input", input)
+    x, t, c = _flatten(loss, mode, input, target)
+    check_finite(loss, "input", input, check_values)
+    if not from_logits:
+        check_range(loss, "input", input, 0.0, 1.0, check_values, "probabilities in")
+
+    if mode == "multiclass":
+        check_class_indices(loss, "target", target, c, check_values, ignore_index)
+    else:
+        if target.is_complex():
+            raise fail(loss, f"target must be real {{0, 1}} values, got dtype {target.dtype}")
+        check_finite(loss, "target", target, check_values)
+        if should_check_values(target, check_values):
+            kept = target if ignore_index is None else target[target != ignore_index]
+            check_in_set(loss, "target", kept, (0.0, 1.0), check_values)
+
+    dtype = torch.promote_types(input.dtype, torch.float32)
+    with torch.autocast(device_type=input.device.type, enabled=False):
+        x = x.to(dtype)
+        if mode == "multiclass":
+            prob = torch.softmax(x, dim=1) if from_logits else x
+            valid = (
+                torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
+            )
+            classes = torch.arange(c, device=t.device).view(1, c, 1)
+            onehot = (t.unsqueeze(1) == classes) & valid.unsqueeze(1)  # no sync, no index check
+            truth = onehot.to(dtype)
+            prob = prob * valid.unsqueeze(1).to(dtype)
+        else:
+            prob = torch.sigmoid(x) if from_logits else x
+            if ignore_index is None:
+                truth = t.to(dtype)
+            else:
+                valid = t != ignore_index
+                truth = torch.where(valid, t, torch.zeros_like(t)).to(dtype)
+                prob = prob * valid.to(dtype)
+        dims = (2,) if per_image else (0, 2)
+        tp = (prob * truth).sum(dims)
+        fp = (prob * (1.0 - truth)).sum(dims)
+        fn = ((1.0 - prob) * truth).sum(dims)
+        support = truth.sum(dims)
+    return OverlapStats(tp, fp, fn, support)
+
+
+def overlap_loss(
+    loss: str,
+    input: Tensor,
+    target: Tensor,
+    per_class: Callable[[OverlapStats], Tensor],
+    *,
+    mode: str,
+    classes: Sequence[int] | None,
+    smooth: float,
+    eps: float,
+    per_image: bool,
+    ignore_index: int | None,
+    from_logits: bool,
+    reduction: str,
+    check_values: bool | None,
+) -> Tensor:
+    """Stats, the loss-specific per-class term, the empty-class mask, classes, reduction.
+
+    ``per_class(stats)`` returns the loss of every class (same shape as the counts).
+    Classes with no target pixels (in the batch, or in the image when ``per_image``)
+    contribute 0 but still count in the mean, as in segmentation_models_pytorch.
+    """
+    check_common_options(
+        loss,
+        mode=mode,
+        smooth=smooth,
+        eps=eps,
+        per_image=per_image,
+        ignore_index=ignore_index,
+        from_logits=from_logits,
+        reduction=reduction,
+    )
+    stats = overlap_stats(
+        loss,
+        input,
+        target,
+        mode=mode,
+        ignore_index=ignore_index,
+        from_logits=from_logits,
+        per_image=per_image,
+        check_values=check_values,
+    )
+    ids = _check_classes(loss, classes, stats.tp.shape[-1])
+    with torch.autocast(device_type=stats.tp.device.type, enabled=False):
+        value = per_class(stats)
+        value = value * (stats.support > 0).to(value.dtype)
+        if ids is not None:
+            value = value[..., ids]
+    return reduce(value, reduction)

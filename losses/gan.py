@@ -1,0 +1,418 @@
+"""Adversarial (GAN) losses for the discriminator and the generator, and two penalties.
+
+The registered loss ``gan`` works on critic logits, the raw outputs of the
+discriminator: :func:`discriminator_loss` takes them on real and generated samples,
+:func:`generator_loss` on generated samples only. :func:`gradient_penalty` (WGAN-GP) and
+:func:`r1_penalty` are plain helpers for regularising the discriminator; they are not
+registered losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losses._options import check_choice, check_number
+from losses.base import FunctionalLoss
+from losses.checks import (
+    check_finite,
+    check_float,
+    check_reduction,
+    check_same_shape,
+    check_tensor,
+    fail,
+    reduce,
+)
+from losses.registry import LossSpec, register
+
+NAME = "gan"
+KINDS = ("minimax", "non_saturating", "lsgan", "hinge", "wasserstein")
+
+
+def _check_logits(name: str, logits: Tensor, check_values: bool | None) -> None:
+    check_tensor(NAME, name, logits)
+    check_float(NAME, name, logits)
+    check_finite(NAME, name, logits, check_values)
+
+
+def _check_options(kind: str, reduction: str) -> None:
+    check_choice(NAME, "kind", kind, KINDS)
+    check_reduction(NAME, reduction)
+
+
+def _real_term(kind: str, r: Tensor) -> Tensor:
+    """Discriminator loss on real samples (it should call them real)."""
+    if kind in ("minimax", "non_saturating"):
+        return F.softplus(-r)  # -log sigmoid(r)
+    if kind == "lsgan":
+        return 0.5 * (r - 1).square()
+    if kind == "hinge":
+        return F.relu(1 - r)
+    return -r  # wasserstein
+
+
+def _fake_term(kind: str, f: Tensor) -> Tensor:
+    """Discriminator loss on generated samples (it should call them fake)."""
+    if kind in ("minimax", "non_saturating"):
+        return F.softplus(f)  # -log(1 - sigmoid(f))
+    if kind == "lsgan":
+        return 0.5 * f.square()
+    if kind == "hinge":
+        return F.relu(1 + f)
+    return f  # wasserstein
+
+
+def _generator_term(kind: str, f: Tensor) -> Tensor:
+    if kind == "minimax":
+        return -F.softplus(f)  # log(1 - sigmoid(f)), minimised
+    if kind == "non_saturating":
+        return F.softplus(-f)  # -log sigmoid(f)
+    if kind == "lsgan":
+        return 0.5 * (f - 1).square()
+    return -f  # hinge and wasserstein
+
+
+def discriminator_loss(
+    real_logits: Tensor,
+    fake_logits: Tensor,
+    *,
+    kind: str = "non_saturating",
+    reduction: str = "mean",
+    check_values: bool | None = None,
+) -> Tensor:
+    r"""Discriminator (critic) loss from its logits on real and on generated samples.
+
+    With :math:`r` the logits on real samples and :math:`f` on generated ones:
+
+    .. math::
+
+        \text{minimax, non\_saturating:}\quad
+            \mathbb{E}[\mathrm{softplus}(-r)] + \mathbb{E}[\mathrm{softplus}(f)]
+
+        \text{lsgan:}\quad \tfrac12\,\mathbb{E}[(r - 1)^2] + \tfrac12\,\mathbb{E}[f^2]
+        \qquad
+        \text{hinge:}\quad \mathbb{E}[\max(0, 1 - r)] + \mathbb{E}[\max(0, 1 + f)]
+
+        \text{wasserstein:}\quad \mathbb{E}[f] - \mathbb{E}[r]
+
+    :math:`\mathrm{softplus}(-r) = -\log\sigma(r)`, so the first line is the binary
+    cross-entropy of calling real samples real and generated ones fake, in a form that
+    stays finite for logits of any size.
+
+    Args:
+        real_logits: critic outputs on real samples, any shape, floating point.
+        fake_logits: critic outputs on generated samples, any shape (for ``"mean"`` and
+            ``"sum"`` it may differ from ``real_logits``), floating point.
+        kind: ``"minimax"``, ``"non_saturating"``, ``"lsgan"``, ``"hinge"`` or
+            ``"wasserstein"``.
+        reduction: ``"mean"``: batch mean of the real terms plus batch mean of the fake
+            terms; ``"sum"``: the sums; ``"none"``: real term plus fake term per pair,
+            which requires both to have the same shape.
+        check_values: run the NaN/Inf checks on accelerator tensors too (``None``: CPU
+            only, ``False``: never).
+
+    Empty batches give a scalar 0 connected to the autograd graph. The Wasserstein
+    critic needs a Lipschitz constraint besides this loss (see :func:`gradient_penalty`).
+
+    Reference:
+        Goodfellow et al. (NeurIPS 2014); Mao et al., LSGAN (ICCV 2017); Lim & Ye,
+        Geometric GAN (2017); Arjovsky et al., WGAN (ICML 2017).
+
+    Example:
+        >>> real, fake = torch.tensor([2.0, 1.0]), torch.tensor([-1.0, 0.0])
+        >>> discriminator_loss(real, fake, kind="hinge")  # mean(0, 0) + mean(0, 1)
+        tensor(0.5000)
+        >>> discriminator_loss(real, fake, kind="wasserstein")  # -0.5 - 1.5
+        tensor(-2.)
+    """
+    _check_options(kind, reduction)
+    _check_logits("real_logits", real_logits, check_values)
+    _check_logits("fake_logits", fake_logits, check_values)
+    real, fake = _real_term(kind, real_logits), _fake_term(kind, fake_logits)
+    if reduction == "none":
+        check_same_shape(NAME, "real_logits", real_logits, "fake_logits", fake_logits)
+        return real + fake
+    return reduce(real, reduction) + reduce(fake, reduction)
+
+
+def generator_loss(
+    fake_logits: Tensor,
+    *,
+    kind: str = "non_saturating",
+    reduction: str = "mean",
+    check_values: bool | None = None,
+) -> Tensor:
+    r"""Generator loss from the critic's logits on generated samples.
+
+    .. math::
+
+        \text{minimax:}\ -\mathbb{E}[\mathrm{softplus}(f)] = \mathbb{E}[\log(1 - \sigma(f))]
+        \qquad
+        \text{non\_saturating:}\ \mathbb{E}[\mathrm{softplus}(-f)] = -\mathbb{E}[\log\sigma(f)]
+
+        \text{lsgan:}\ \tfrac12\,\mathbb{E}[(f - 1)^2]
+        \qquad
+        \text{hinge, wasserstein:}\ -\mathbb{E}[f]
+
+    Args:
+        fake_logits: critic outputs on generated samples, any shape, floating point.
+        kind: as in :func:`discriminator_loss`.
+        reduction: ``"mean"`` (batch mean), ``"sum"`` or ``"none"`` (per sample).
+        check_values: run the NaN/Inf checks on accelerator tensors too.
+
+    The minimax form saturates (its gradient vanishes) while the discriminator
+    confidently rejects the samples, early in training; ``non_saturating`` has the same
+    fixed point with strong gradients there. An empty batch gives a connected 0.
+
+    Reference:
+        Goodfellow et al., "Generative adversarial nets" (NeurIPS 2014), section 3.
+
+    Example:
+        >>> generator_loss(torch.tensor([0.0, 0.0]))  # log 2
+        tensor(0.6931)
+        >>> generator_loss(torch.tensor([0.0, 0.0]), kind="minimax")
+        tensor(-0.6931)
+    """
+    _check_options(kind, reduction)
+    _check_logits("fake_logits", fake_logits, check_values)
+    return reduce(_generator_term(kind, fake_logits), reduction)
+
+
+def gan_loss(
+    fake_logits: Tensor,
+    real_logits: Tensor | None = None,
+    *,
+    kind: str = "non_saturating",
+    reduction: str = "mean",
+    check_values: bool | None = None,
+) -> Tensor:
+    r"""Generator loss, or discriminator loss when ``real_logits`` is given.
+
+    ``gan_loss(fake_logits)`` is :func:`generator_loss`;
+    ``gan_loss(fake_logits, real_logits)`` is
+    :func:`discriminator_loss(real_logits, fake_logits) <discriminator_loss>` (note the
+    order: the generated samples come first here, because they are the argument both
+    players share). The module :class:`GANLoss` has both as named methods, which are
+    clearer in a training loop. For ``kind="non_saturating"``:
+
+    .. math::
+
+        \ell_G = \mathbb{E}[\mathrm{softplus}(-f)], \qquad
+        \ell_D = \mathbb{E}[\mathrm{softplus}(-r)] + \mathbb{E}[\mathrm{softplus}(f)]
+
+    Args:
+        fake_logits: critic outputs on generated samples.
+        real_logits: critic outputs on real samples, or ``None`` for the generator loss.
+        kind: ``"minimax"``, ``"non_saturating"`` (default), ``"lsgan"``, ``"hinge"``
+            or ``"wasserstein"``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        check_values: run the NaN/Inf checks on accelerator tensors too.
+
+    Example:
+        >>> fake = torch.tensor([0.0])
+        >>> gan_loss(fake)  # generator: -log sigmoid(0)
+        tensor(0.6931)
+        >>> gan_loss(fake, torch.tensor([0.0]))  # discriminator: 2 log 2
+        tensor(1.3863)
+    """
+    if real_logits is None:
+        return generator_loss(
+            fake_logits, kind=kind, reduction=reduction, check_values=check_values
+        )
+    return discriminator_loss(
+        real_logits, fake_logits, kind=kind, reduction=reduction, check_values=check_values
+    )
+
+
+class GANLoss(FunctionalLoss):
+    """Module form of the GAN losses.
+
+    ``forward(fake_logits, real_logits=None)`` returns the generator loss when
+    ``real_logits`` is ``None`` and the discriminator loss otherwise (see
+    :func:`gan_loss`); :meth:`discriminator_loss` and :meth:`generator_loss` say which
+    explicitly. Options (``kind``, ``reduction``) are fixed at construction.
+    """
+
+    function = staticmethod(gan_loss)
+
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """Discriminator loss with this module's options (:func:`discriminator_loss`)."""
+        return discriminator_loss(real_logits, fake_logits, **self.options)
+
+    def generator_loss(self, fake_logits: Tensor) -> Tensor:
+        """Generator loss with this module's options (:func:`generator_loss`)."""
+        return generator_loss(fake_logits, **self.options)
+
+
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    *,
+    interpolation: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    eps: float = 1e-12,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""WGAN-GP gradient penalty at random interpolates of real and generated samples.
+
+    .. math::
+
+        \hat x = u\,x_{\text{real}} + (1 - u)\,x_{\text{fake}},\ u \sim U[0, 1]
+        \text{ per sample}, \qquad
+        \text{GP} = \mathbb{E}\left[\left(\sqrt{\lVert \nabla_{\hat x} D(\hat x)
+            \rVert_2^2 + \epsilon} - 1\right)^2\right]
+
+    The gradient is taken with ``create_graph=True``, so the penalty backpropagates into
+    the critic's parameters; ``real`` and ``fake`` are detached (the penalty trains only
+    the critic). Multiply by the usual weight (10 in the paper) yourself. The critic must
+    treat samples independently (no batch norm), as the paper requires.
+
+    Args:
+        critic: maps a batch ``(N, *)`` to scores ``(N,)`` or ``(N, 1)``.
+        real: real samples ``(N, *)``, floating point.
+        fake: generated samples, same shape.
+        interpolation: ``u`` per sample, shape ``(N,)``; drawn uniformly when ``None``.
+        generator: random generator for ``u``.
+        eps: added under the square root so the norm has a gradient at 0.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per sample).
+
+    Reference:
+        Gulrajani et al., "Improved training of Wasserstein GANs" (NeurIPS 2017).
+
+    Example:
+        >>> critic = torch.nn.Linear(2, 1, bias=False)
+        >>> with torch.no_grad():
+        ...     critic.weight.copy_(torch.tensor([[3.0, 4.0]]))  # gradient norm 5
+        Parameter...
+        >>> gradient_penalty(critic, torch.randn(4, 2), torch.randn(4, 2))
+        tensor(16., grad_fn=<MeanBackward0>)
+    """
+    name = "gradient_penalty"
+    check_reduction(name, reduction)
+    check_number(name, "eps", eps, low=0.0)
+    for label, x in (("real", real), ("fake", fake)):
+        check_tensor(name, label, x)
+        check_float(name, label, x)
+        check_finite(name, label, x, None)
+    check_same_shape(name, "real", real, "fake", fake)
+    if real.dim() < 1:
+        raise fail(name, f"real and fake must be batches (N, *), got shape {tuple(real.shape)}")
+    n = real.shape[0]
+    if interpolation is None:
+        interpolation = torch.rand(n, generator=generator, dtype=real.dtype, device=real.device)
+    check_float(name, "interpolation", interpolation)
+    if interpolation.shape != (n,):
+        raise fail(
+            name, f"interpolation must have shape (N,) = ({n},), got {tuple(interpolation.shape)}"
+        )
+    u = interpolation.to(real.dtype).reshape(n, *([1] * (real.dim() - 1)))
+    mixed = (u * real.detach() + (1 - u) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed)
+    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    norm = (grad.reshape(n, -1).square().sum(1) + eps).sqrt()
+    return reduce((norm - 1).square(), reduction)
+
+
+def r1_penalty(
+    real_logits: Tensor,
+    real_inputs: Tensor,
+    *,
+    gamma: float = 1.0,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""R1 regulariser: squared gradient norm of the discriminator on real data.
+
+    .. math::
+
+        R_1 = \frac{\gamma}{2}\,\mathbb{E}_{x \sim p_{\text{data}}}
+            \lVert \nabla_x D(x) \rVert_2^2
+
+    ``real_inputs`` must require grad *before* the discriminator is applied to it, and
+    ``real_logits`` must be that output; the gradient is taken with ``create_graph=True``
+    so the penalty trains the discriminator. ``gamma=1`` gives
+    :math:`\tfrac12\mathbb{E}\lVert\nabla D\rVert^2`; pass the paper's gamma (e.g. 10)
+    here or multiply the result.
+
+    Args:
+        real_logits: discriminator outputs on ``real_inputs``, ``(N,)`` or ``(N, 1)``.
+        real_inputs: the real batch ``(N, *)`` with ``requires_grad=True``.
+        gamma: weight (>= 0).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per sample).
+
+    Reference:
+        Mescheder, Geiger & Nowozin, "Which training methods for GANs do actually
+        converge?" (ICML 2018).
+
+    Example:
+        >>> disc = torch.nn.Linear(2, 1, bias=False)
+        >>> with torch.no_grad():
+        ...     disc.weight.copy_(torch.tensor([[3.0, 4.0]]))
+        Parameter...
+        >>> x = torch.randn(5, 2).requires_grad_(True)
+        >>> r1_penalty(disc(x), x)  # 0.5 * 25
+        tensor(12.5000, grad_fn=<MulBackward0>)
+    """
+    name = "r1_penalty"
+    check_reduction(name, reduction)
+    gamma = check_number(name, "gamma", gamma, low=0.0)
+    check_tensor(name, "real_logits", real_logits)
+    check_tensor(name, "real_inputs", real_inputs)
+    check_float(name, "real_inputs", real_inputs)
+    if not real_inputs.requires_grad or not real_logits.requires_grad:
+        raise fail(
+            name,
+            "real_inputs must require grad before the discriminator is applied "
+            "(x.requires_grad_(True); logits = D(x)), and real_logits must be D(x)",
+        )
+    if real_inputs.dim() < 1:
+        raise fail(name, f"real_inputs must be a batch (N, *), got {tuple(real_inputs.shape)}")
+    (grad,) = torch.autograd.grad(
+        real_logits.sum(), real_inputs, create_graph=True, allow_unused=True
+    )
+    if grad is None:
+        raise fail(name, "real_logits does not depend on real_inputs")
+    squared = grad.reshape(real_inputs.shape[0], -1).square().sum(1)
+    return 0.5 * gamma * reduce(squared, reduction)
+
+
+register(
+    LossSpec(
+        name=NAME,
+        module=GANLoss,
+        function=gan_loss,
+        aliases=("adversarial", "gan_loss"),
+        problem_types=("gan",),
+        input_kind="critic_logits",
+        target_kind="none",
+        summary=(
+            "Adversarial losses for the discriminator and the generator from critic "
+            "logits: minimax, non-saturating, least-squares, hinge and Wasserstein kinds."
+        ),
+        formula=(
+            "non_saturating: D = E softplus(-r) + E softplus(f), G = E softplus(-f); "
+            "minimax G = -E softplus(f); lsgan D = E (r-1)^2/2 + E f^2/2, G = E (f-1)^2/2; "
+            "hinge D = E relu(1-r) + E relu(1+f), G = -E f; wasserstein D = E f - E r, G = -E f"
+        ),
+        reference=(
+            "Goodfellow et al. (NeurIPS 2014); Mao et al., LSGAN (ICCV 2017); Lim & Ye, "
+            "Geometric GAN (2017); Arjovsky et al., WGAN (ICML 2017); Gulrajani et al., "
+            "WGAN-GP (NeurIPS 2017); Mescheder et al., R1 (ICML 2018)"
+        ),
+        when_to_use=(
+            "Training a generator against a discriminator: non_saturating (default) is the "
+            "standard choice; hinge is common with spectral norm (SNGAN, BigGAN); "
+            "wasserstein needs gradient_penalty; lsgan gives smoother gradients."
+        ),
+        pitfalls=(
+            "Not an (input, target) loss: call discriminator_loss(real, fake) and "
+            "generator_loss(fake) (forward(fake, real=None) switches on real); inputs are "
+            "raw logits, never sigmoid outputs; minimax saturates early in training; "
+            "wasserstein and hinge values are not comparable across kinds or runs; "
+            "detach fake samples in the discriminator step."
+        ),
+    )
+)

@@ -1,0 +1,77 @@
+"""Soft margin (logistic) loss on signed scores."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from losses._margin import check_scores, check_sign_target
+from losses.base import FunctionalLoss
+from losses.checks import check_reduction, reduce
+from losses.registry import LossSpec, register
+
+NAME = "soft_margin"
+
+
+def soft_margin_loss(
+    input: Tensor,
+    target: Tensor,
+    *,
+    reduction: str = "mean",
+    check_values: bool | None = None,
+) -> Tensor:
+    r"""Two-class logistic loss on signed targets, equal to :class:`torch.nn.SoftMarginLoss`.
+
+    .. math:: \ell_i = \log\bigl(1 + e^{-y_i x_i}\bigr) = \operatorname{softplus}(-y_i x_i)
+
+    Computed as ``softplus`` rather than torch's ``log1p(exp(.))``, so it stays finite
+    (values and gradients) where ``exp`` overflows, e.g. ``-y x = 1e4`` in float32.
+
+    Args:
+        input: real-valued scores, any shape, floating point.
+        target: same shape (no broadcasting), ``{-1, 1}`` or ``{0, 1}`` (0 is read
+            as -1; a target mixing 0 and -1 is rejected).
+        reduction: ``"none"`` (shape of ``input``), ``"mean"`` over all elements, or
+            ``"sum"``. An empty batch gives a scalar 0 connected to the autograd graph.
+        check_values: run value checks (NaN/Inf, target signs) on accelerator tensors too.
+
+    Reference:
+        Logistic regression with labels in {-1, 1} (e.g. Hastie, Tibshirani &
+        Friedman, *The Elements of Statistical Learning*, 2009, sec. 10.6);
+        :class:`torch.nn.SoftMarginLoss`.
+
+    Example:
+        >>> soft_margin_loss(torch.tensor([0.0, 0.0]), torch.tensor([1, -1]))
+        tensor(0.6931)
+    """
+    check_reduction(NAME, reduction)
+    check_scores(NAME, "input", input, check_values)
+    y = check_sign_target(NAME, "input", input, target, check_values, allow_binary=True)
+    return reduce(F.softplus(-y * input), reduction)
+
+
+class SoftMarginLoss(FunctionalLoss):
+    """Module form of :func:`soft_margin_loss`."""
+
+    function = staticmethod(soft_margin_loss)
+
+
+register(
+    LossSpec(
+        name=NAME,
+        module=SoftMarginLoss,
+        function=soft_margin_loss,
+        aliases=("soft_margin_loss", "logistic_margin"),
+        problem_types=("ranking", "classification"),
+        input_kind="scores",
+        target_kind="signs",
+        summary="Logistic loss log(1 + exp(-y x)) on scores with signed targets: a smooth hinge.",
+        formula="mean_i log(1 + exp(-y_i x_i)) = mean_i softplus(-y_i x_i)",
+        reference="Logistic regression with {-1, 1} labels; torch.nn.SoftMarginLoss",
+        when_to_use="Binary decisions or signed pair preferences when a smooth, "
+        "everywhere-differentiable margin loss is wanted; equals BCE-with-logits after "
+        "mapping y to {0, 1}.",
+        pitfalls="Never exactly zero, so well-classified samples keep a small gradient; "
+        "mean over all elements (not per sample) for multi-dimensional inputs.",
+    )
+)
