@@ -87,7 +87,10 @@ def _kinds(s: LossSpec) -> str:
 
 def _aliases(s: LossSpec) -> str:
     plain = [f"`{a}`" for a in s.aliases]
-    preset = [f"`{a}` ({', '.join(f'{k}={v!r}' for k, v in o.items())})" for a, o in s.preset_aliases.items()]
+    preset = [
+        f"`{a}` ({', '.join(f'{k}={v!r}' for k, v in o.items())})"
+        for a, o in s.preset_aliases.items()
+    ]
     return ", ".join(plain + preset) or "—"
 
 

@@ -56,7 +56,7 @@ def test_unknown_name_lists_close_matches():
 
 
 def test_unknown_name_without_close_match_lists_all():
-    with pytest.raises(ValueError, match="Available: .*mse"):
+    with pytest.raises(ValueError, match=r"Available: .*mse"):
         losses.spec("zzzzzzzz")
 
 
