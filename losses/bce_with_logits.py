@@ -108,7 +108,7 @@ register(
         module=BCEWithLogitsLoss,
         function=bce_with_logits_loss,
         aliases=("bce_logits", "binary_cross_entropy_with_logits", "sigmoid_cross_entropy"),
-        problem_types=("classification", "multilabel", "segmentation"),
+        problem_types=("classification", "multilabel", "ranking", "segmentation"),
         input_kind="logits",
         target_kind="binary",
         summary=(

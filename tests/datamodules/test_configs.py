@@ -7,12 +7,23 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from tests.fixtures import write_cifar, write_mnist
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "data"
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+#: the problem types whose datamodules yield one (image, target) per sample, checked
+#: here; multilabel, ranking and open-set data have their own config tests in tests/<task>/
+PER_IMAGE_PROBLEMS = ("classification", "regression")
+
+
+def _problem_type(path: Path) -> str:
+    return get_class(OmegaConf.load(path)._target_).problem_type
+
+
+ALL_CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
+CONFIGS = [p.stem for p in ALL_CONFIGS if _problem_type(p) in PER_IMAGE_PROBLEMS]
 TARGET_DTYPES = {"class_indices": torch.long, "values": torch.float32, "counts": torch.float32}
 
 
@@ -34,6 +45,13 @@ def test_the_expected_configs_exist():
         "digit_count", "fashion_count",
     }  # fmt: skip
     assert expected <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: p.stem)
+def test_every_data_config_serves_a_known_problem_type(path):
+    import losses
+
+    assert _problem_type(path) in losses.PROBLEM_TYPES
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -1,0 +1,71 @@
+"""Evaluate a checkpoint on the test (or validation) split, as its training run did."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from losslab.build import build_components
+from losslab.config import ConfigError
+from losslab.train import CHECKPOINT_KEY
+
+SPLITS = ("test", "val")
+
+
+def stored_config(ckpt_path: str | Path) -> DictConfig:
+    """The resolved config of the run that wrote the checkpoint."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if CHECKPOINT_KEY not in checkpoint:
+        raise ConfigError(
+            f"{path} was not written by losslab's train (no {CHECKPOINT_KEY!r} record)"
+        )
+    return OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
+
+
+def evaluate(
+    ckpt_path: str | Path,
+    *,
+    split: str = "test",
+    trainer: DictConfig | None = None,
+    data_dir: str | None = None,
+) -> dict[str, float]:
+    """Metrics of the checkpoint on ``split``, keyed like training's (``test/acc``, ...).
+
+    The datamodule, task and network are rebuilt from the stored config through the
+    same code as training, then Lightning restores the weights (and the task's buffers:
+    target scaling, class weights). ``trainer`` replaces the stored trainer config
+    (loggers and callbacks are off); ``data_dir`` the stored data folder.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r}; expected one of {', '.join(SPLITS)}")
+    cfg = stored_config(ckpt_path)
+    if data_dir is not None:
+        with open_dict(cfg):
+            cfg.data.root = str(data_dir)
+    parts = build_components(cfg)
+    runner = instantiate(
+        trainer if trainer is not None else cfg.trainer,
+        logger=False,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_progress_bar=True,
+    )
+    run = runner.test if split == "test" else runner.validate
+    results = run(parts.task, datamodule=parts.datamodule, ckpt_path=str(ckpt_path), verbose=False)
+    return {k: float(v) for k, v in sorted(results[0].items())}
+
+
+def evaluate_from_config(cfg: DictConfig) -> dict[str, float]:
+    """The body of scripts/eval.py: ``cfg`` composed from configs/eval.yaml."""
+    metrics = evaluate(cfg.ckpt_path, split=cfg.split, trainer=cfg.trainer, data_dir=cfg.data_dir)
+    print(json.dumps(metrics, indent=2))
+    if cfg.get("output"):
+        Path(cfg.output).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

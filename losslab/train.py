@@ -1,0 +1,140 @@
+"""``train(cfg)``: one run of a task with a loss on a dataset, as ``scripts/train.py`` starts it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext, suppress
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from losslab import runs
+from losslab.build import Components, build_components
+
+log = logging.getLogger("losslab")
+#: the closing summary goes to the console by print and to train.log through this logger
+summary_log = logging.getLogger("losslab.summary")
+summary_log.propagate = False
+summary_log.setLevel(logging.INFO)
+
+#: key of the losslab record in a Lightning checkpoint (read by losslab.evaluate)
+CHECKPOINT_KEY = "losslab"
+
+
+class ConfigInCheckpoint(Callback):
+    """Stores the run's resolved config in every checkpoint, so a checkpoint alone can be evaluated."""
+
+    def __init__(self, config: dict, names: dict[str, str]):
+        self.record = {"config": config, "names": names}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.record
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train, validate and test one run; returns the record written to metrics.json.
+
+    Everything that can be wrong with the config raises :class:`~losslab.config.ConfigError`
+    before any data is read. See docs/harness.md for the run folder and its files.
+    """
+    started = time.perf_counter()
+    torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
+    L.seed_everything(cfg.seed, workers=True)
+    parts = build_components(cfg)
+    run_dir = runs.run_folder(cfg, parts.names)
+    with open_dict(cfg):
+        cfg.run_dir = str(run_dir)  # the loggers' and checkpoints' configs point here
+    is_main = rank_zero_only.rank == 0
+    resume_from = runs.checkpoint_to_resume(
+        run_dir, resume=cfg.resume, overwrite=cfg.overwrite, is_main_process=is_main
+    )
+    trainer = _make_trainer(cfg, parts.names)
+    if is_main:
+        runs.save_config(run_dir, cfg)
+    with runs.log_to_file(run_dir / runs.LOG_FILE) if is_main else nullcontext():
+        log.info(
+            "run folder %s%s", run_dir, f" (resuming from {resume_from})" if resume_from else ""
+        )
+        fit_started = time.perf_counter()
+        trainer.fit(parts.task, datamodule=parts.datamodule, ckpt_path=resume_from)
+        fit_seconds = time.perf_counter() - fit_started
+        record = {
+            **parts.names,
+            "seed": cfg.seed,
+            "run_dir": str(run_dir),
+            "monitor": parts.task.monitor,
+            **_final_metrics(trainer, parts),
+            "epochs": trainer.current_epoch,
+            "steps": trainer.global_step,
+            "resumed_from": str(resume_from) if resume_from else None,
+            "fit_time_s": round(fit_seconds, 2),
+            "wall_time_s": round(time.perf_counter() - started, 2),
+            "device": runs.device_description(trainer.strategy.root_device),
+            "precision": str(trainer.precision),
+            "world_size": trainer.world_size,
+            "versions": runs.versions(),
+        }
+        if is_main:
+            runs.save_metrics(run_dir, record)
+            summary = _summary(record)
+            summary_log.info(summary)
+            print(summary, flush=True)
+    return record
+
+
+def _make_trainer(cfg: DictConfig, names: dict[str, str]) -> L.Trainer:
+    """The Trainer of the config, with its callbacks and loggers, writing into cfg.run_dir."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True), names))
+    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=cfg.run_dir,
+        # without a ModelCheckpoint in the config Lightning would add one of its own
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+    )
+
+
+def _final_metrics(trainer: L.Trainer, parts: Components) -> dict:
+    """Validation and test metrics of the best checkpoint (or of the final weights)."""
+    weights = _final_weights(trainer)
+    val = trainer.validate(
+        parts.task, datamodule=parts.datamodule, ckpt_path=weights, verbose=False
+    )
+    test = trainer.test(parts.task, datamodule=parts.datamodule, ckpt_path=weights, verbose=False)
+    return {"weights": weights or "final", "val": _floats(val[0]), "test": _floats(test[0])}
+
+
+def _final_weights(trainer: L.Trainer) -> str | None:
+    """Evaluate the best checkpoint when there is one, else the weights in memory."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.best_model_path:
+        return "best"
+    return None
+
+
+def _floats(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in sorted(metrics.items())}
+
+
+def _summary(record: dict) -> str:
+    monitor = record["monitor"]
+    test_key = "test/" + monitor.split("/", 1)[1]
+    reached = record["test"].get(test_key)
+    where = Path(record["run_dir"])
+    with suppress(ValueError):
+        where = where.relative_to(Path.cwd())
+    return (
+        f"{record['task']}/{record['data']}/{record['loss']} seed {record['seed']}: "
+        f"{test_key} {reached:.4f} ({monitor} {record['val'].get(monitor, float('nan')):.4f}, "
+        f"{record['weights']} weights, {record['epochs']} epochs, {record['steps']} steps, "
+        f"{record['wall_time_s']:.1f} s) -> {where}"
+    )

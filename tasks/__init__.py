@@ -1,0 +1,30 @@
+"""losslab's tasks: one LightningModule per problem type over the shared :class:`LossTask`.
+
+Each task feeds any compatible loss of the registry: it turns the network's outputs and
+the dataset's targets into the kinds the loss's spec names (:mod:`tasks.conversions`)
+and refuses, before any data is read, a loss it cannot feed (:mod:`tasks.binding`).
+"""
+
+from tasks.base import LossTask
+from tasks.binding import (
+    IncompatibleData,
+    IncompatibleLoss,
+    LossBinding,
+    bind_loss,
+    compatible_losses,
+)
+from tasks.classification import ClassificationTask
+from tasks.data_info import DataInfo
+from tasks.regression import RegressionTask
+
+__all__ = [
+    "ClassificationTask",
+    "DataInfo",
+    "IncompatibleData",
+    "IncompatibleLoss",
+    "LossBinding",
+    "LossTask",
+    "RegressionTask",
+    "bind_loss",
+    "compatible_losses",
+]

@@ -1,0 +1,126 @@
+"""Match a loss from the registry to a task and a dataset: the compatibility check.
+
+A task declares which input and target *kinds* it can produce (see
+:mod:`tasks.conversions`); a loss's spec says which kinds it consumes. Binding a loss
+picks the loss's mode when it has several (focal, dice) and the config leaves ``mode``
+unset, and fails with :class:`IncompatibleLoss` when no conversion exists, before any
+data is read or any network is built.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import losses
+
+if TYPE_CHECKING:
+    from tasks.base import LossTask
+    from tasks.data_info import DataInfo
+
+
+class IncompatibleLoss(ValueError):
+    """The loss cannot serve this task on this dataset; the message says why."""
+
+
+class IncompatibleData(ValueError):
+    """The dataset is not of the task's problem type."""
+
+
+@dataclass(frozen=True)
+class LossBinding:
+    """A loss as a task will call it."""
+
+    name: str  # canonical registry name
+    options: dict  # build options, with the chosen mode
+    kinds: losses.Kinds
+    #: positional arguments after (input, target), e.g. ``("var",)`` for gaussian_nll
+    extra_args: tuple[str, ...] = ()
+
+
+def keyword_options(name: str) -> dict[str, object]:
+    """A loss's options and their defaults: the keyword-only parameters of its function."""
+    params = inspect.signature(losses.spec(name).function).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def extra_arguments(name: str) -> tuple[str, ...]:
+    """Required positional parameters of a loss beyond ``(input, target)``."""
+    params = inspect.signature(losses.spec(name).function).parameters.values()
+    positional = [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return tuple(positional[2:])
+
+
+def bind_loss(
+    task: type[LossTask], name: str, options: Mapping | None, data: DataInfo
+) -> LossBinding:
+    """Check that ``task`` can feed loss ``name`` on ``data``, and say how.
+
+    A loss with modes whose mode option is unset (None) gets the mode whose target kind
+    ``task.preferred_targets`` ranks first among those the task can produce.
+
+    Raises ``ValueError`` for an unknown loss name (with close matches) and
+    :class:`IncompatibleLoss` when the loss does not fit.
+    """
+    spec = losses.spec(name)
+    options = dict(options or {})
+    if task.problem_type not in spec.problem_types:
+        raise IncompatibleLoss(
+            f"loss {spec.name!r}: it serves {', '.join(spec.problem_types)}, "
+            f"not {task.problem_type}"
+        )
+    extra = extra_arguments(spec.name)
+    if leaves_mode_to_task(spec) and options.get(spec.mode_option) is None:
+        options[spec.mode_option] = _pick_mode(task, spec, extra, data)
+    kinds = spec.kinds_for(options)
+    reason = task.unsupported(kinds, extra, data)
+    if reason:
+        raise IncompatibleLoss(f"loss {spec.name!r} ({_describe(spec, kinds, options)}): {reason}")
+    return LossBinding(spec.name, options, kinds, extra)
+
+
+def leaves_mode_to_task(spec: losses.LossSpec) -> bool:
+    """Whether an unset mode option means "the task picks": a loss with modes, none of
+    them ``None`` (for triplet, ``mining=None`` is a mode of its own: explicit triplets)."""
+    return bool(spec.modes) and None not in spec.modes
+
+
+def _pick_mode(task: type[LossTask], spec: losses.LossSpec, extra, data: DataInfo) -> str:
+    """The mode whose target kind the task prefers for this dataset."""
+    fitting = {
+        mode: kinds
+        for mode, kinds in spec.modes.items()
+        if not task.unsupported(kinds, extra, data)
+    }
+    for target_kind in task.preferred_targets(data):
+        for mode, kinds in fitting.items():
+            if kinds.target == target_kind:
+                return mode
+    raise IncompatibleLoss(
+        f"loss {spec.name!r}: none of its modes ({', '.join(spec.modes)}) fits a "
+        f"{task.problem_type} task on {data.name!r}"
+    )
+
+
+def _describe(spec: losses.LossSpec, kinds: losses.Kinds, options: Mapping) -> str:
+    key = spec.mode_option
+    mode = f"{key}={options[key]}, " if spec.modes and key in options else ""
+    return f"{mode}input {kinds.input}, target {kinds.target}"
+
+
+def compatible_losses(task: type[LossTask], data: DataInfo) -> list[str]:
+    """Every registered loss that ``task.bind`` accepts on ``data`` with its default options."""
+    fitting = []
+    for name in losses.for_problem(task.problem_type):
+        try:
+            task.bind(name, {}, data)
+        except ValueError:  # IncompatibleLoss, IncompatibleData, or a mode the task refuses
+            continue
+        fitting.append(name)
+    return fitting
