@@ -93,7 +93,9 @@ def _task_class(cfg: DictConfig) -> type[LossTask]:
 
 
 def _instantiate(node: DictConfig, group: str):
+    # plain lists and dicts, not OmegaConf containers: constructors store their arguments as
+    # hyperparameters in checkpoints, which torch.load(weights_only=True) must read back
     try:
-        return instantiate(node)
+        return instantiate(node, _convert_="all")
     except InstantiationException as error:
         raise ConfigError(f"cannot build {group}: {error}") from error

@@ -56,6 +56,8 @@ def evaluate(
         callbacks=[],
         enable_checkpointing=False,
         enable_progress_bar=True,
+        # files a task writes at test end (per-class AP) go beside the checkpoint's run
+        default_root_dir=str(Path(ckpt_path).resolve().parent.parent),
     )
     run = runner.test if split == "test" else runner.validate
     results = run(parts.task, datamodule=parts.datamodule, ckpt_path=str(ckpt_path), verbose=False)

@@ -15,6 +15,9 @@ from tasks.binding import (
 )
 from tasks.classification import ClassificationTask
 from tasks.data_info import DataInfo
+from tasks.metric_learning import MetricLearningTask
+from tasks.multilabel import MultilabelTask
+from tasks.ranking import RankingTask
 from tasks.regression import RegressionTask
 
 __all__ = [
@@ -24,6 +27,9 @@ __all__ = [
     "IncompatibleLoss",
     "LossBinding",
     "LossTask",
+    "MetricLearningTask",
+    "MultilabelTask",
+    "RankingTask",
     "RegressionTask",
     "bind_loss",
     "compatible_losses",
