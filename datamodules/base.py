@@ -106,16 +106,19 @@ class InMemoryDataModule(lightning.LightningDataModule):
     def test_dataloader(self) -> TensorLoader:
         return self._loader("test", self.eval_batch_size)
 
+    def _placement(self) -> tuple[int, int, torch.device | None]:
+        """(rank, world size, device for on-device tensors) of the attached trainer."""
+        if not self.splits:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for loaders")
+        if self.trainer is None:
+            return 0, 1, None
+        device = self.trainer.strategy.root_device if self.on_device else None
+        return self.trainer.global_rank, self.trainer.world_size, device
+
     def _loader(
         self, split: str, batch_size: int, shuffle: bool = False, drop_last: bool = False
     ) -> TensorLoader:
-        if not self.splits:
-            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for loaders")
-        rank, world_size, device = 0, 1, None
-        if self.trainer is not None:
-            rank, world_size = self.trainer.global_rank, self.trainer.world_size
-            if self.on_device:
-                device = self.trainer.strategy.root_device
+        rank, world_size, device = self._placement()
         x, y = self.splits[split]
         return TensorLoader(
             x,

@@ -36,6 +36,23 @@ def slot_positions(canvas_size: int, item_size: int, spacing: int) -> torch.Tens
     return torch.stack([rows.flatten(), cols.flatten()], dim=1)
 
 
+def paste(canvases: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, corners) -> None:
+    """Paste ``items[i]`` onto ``canvases[targets[i]]`` at top-left ``corners[i]``, in place.
+
+    Where items overlap the brighter pixel wins. Items on the same corner are pasted in
+    one slice assignment (a few hundred corners at most), so no Python loop runs per
+    item; a canvas must not appear twice on one corner.
+    """
+    size, height, width = canvases.shape[-1], items.shape[-2], items.shape[-1]
+    keys = corners[:, 0] * size + corners[:, 1]
+    order = keys.argsort()
+    unique, counts = keys[order].unique_consecutive(return_counts=True)
+    for key, group in zip(unique.tolist(), order.split(counts.tolist()), strict=True):
+        top, left = divmod(key, size)
+        window = (targets[group], slice(None), slice(top, top + height), slice(left, left + width))
+        canvases[window] = torch.maximum(canvases[window], items[group])
+
+
 def compose_canvases(
     items: torch.Tensor,
     counts: torch.Tensor,
@@ -76,18 +93,8 @@ def compose_canvases(
     canvas_idx, rank = torch.nonzero(counts[:, None] > torch.arange(max_count), as_tuple=True)
     corners = slots[slot_order[canvas_idx, rank]] + shifts[canvas_idx, rank]
     corners = corners.clamp(0, canvas_size - height)
-    # Paste every item that lands on the same corner in one slice assignment (at most
-    # slots x jitter positions, so a few hundred); slots lie further apart than twice
-    # the jitter, so no canvas appears twice in one group.
-    corner_keys = corners[:, 0] * canvas_size + corners[:, 1]
-    order = corner_keys.argsort()
-    keys, group_sizes = corner_keys[order].unique_consecutive(return_counts=True)
-    for key, group in zip(keys.tolist(), order.split(group_sizes.tolist()), strict=True):
-        top, left = divmod(key, canvas_size)
-        target = canvas_idx[group]
-        window = (target, slice(None), slice(top, top + height), slice(left, left + width))
-        pasted = items[item_choice[target, rank[group]]]
-        canvases[window] = torch.maximum(canvases[window], pasted)
+    # slots lie further apart than twice the jitter, so no canvas appears twice on a corner
+    paste(canvases, items[item_choice[canvas_idx, rank]], canvas_idx, corners)
     return canvases
 
 

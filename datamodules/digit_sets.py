@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.base import Split
-from datamodules.counting import JITTER, slot_positions
+from datamodules.counting import JITTER, paste, slot_positions
 from datamodules.mnist import MnistFiles, MnistFilesSource, mnist_format
 from datamodules.multilabel import MultilabelDataModule
 from datamodules.seeding import rng
@@ -51,23 +51,6 @@ def choose_label_sets(
     items = by_label[first[classes] + offsets.long().clamp(max=members[classes] - 1)]
     unused = torch.arange(width) >= sizes[:, None]
     return classes.masked_fill(unused, -1), items.masked_fill(unused, -1)
-
-
-def paste(canvases: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, corners) -> None:
-    """Paste ``items[i]`` onto ``canvases[targets[i]]`` at top-left ``corners[i]``, in place.
-
-    Where items overlap the brighter pixel wins. Items on the same corner are pasted in
-    one slice assignment (a few hundred corners at most), so no Python loop runs per
-    item; a canvas must not appear twice on one corner.
-    """
-    size, height, width = canvases.shape[-1], items.shape[-2], items.shape[-1]
-    keys = corners[:, 0] * size + corners[:, 1]
-    order = keys.argsort()
-    unique, counts = keys[order].unique_consecutive(return_counts=True)
-    for key, group in zip(unique.tolist(), order.split(counts.tolist()), strict=True):
-        top, left = divmod(key, size)
-        window = (targets[group], slice(None), slice(top, top + height), slice(left, left + width))
-        canvases[window] = torch.maximum(canvases[window], items[group])
 
 
 def compose_label_sets(

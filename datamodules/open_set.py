@@ -235,13 +235,7 @@ class OpenSetDataModule(InMemoryDataModule):
         self.standardize = Standardize.fit(seen[0])
 
     def train_dataloader(self) -> ClassBalancedLoader:
-        if not self.splits:
-            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for loaders")
-        rank, world_size, device = 0, 1, None
-        if self.trainer is not None:
-            rank, world_size = self.trainer.global_rank, self.trainer.world_size
-            if self.on_device:
-                device = self.trainer.strategy.root_device
+        rank, world_size, device = self._placement()
         x, y = self.splits["train"]
         order = ClassBalancedOrder(
             y,
