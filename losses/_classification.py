@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -23,6 +22,8 @@ from losses.checks import (
     check_float,
     check_range,
     fail,
+    reduce,
+    weighted_mean,
 )
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -50,45 +51,6 @@ def no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
         return torch.autocast(device_type=device.type, enabled=False)
     except (RuntimeError, ValueError):  # device types autocast does not know
         return contextlib.nullcontext()
-
-
-def check_scalar(
-    loss: str,
-    name: str,
-    value: object,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """A real-valued option within its bounds, returned as a Python float.
-
-    Options are plain numbers from a config, so this reads no tensor data.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail(loss, f"option {name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if math.isnan(value) or too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        raise fail(loss, f"option {name} must lie in {left}{lo}, {hi}{right}, got {value!r}")
-    return value
-
-
-def check_int_option(loss: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise fail(loss, f"option {name} must be an integer, got {value!r}")
-    return value
-
-
-def check_choice(loss: str, name: str, value: object, choices: Sequence[object]) -> None:
-    if value not in choices:
-        raise fail(loss, f"option {name} must be one of {tuple(choices)}, got {value!r}")
 
 
 def as_option_tensor(
@@ -220,10 +182,35 @@ def check_flat_target(loss: str, input: Tensor, target: Tensor) -> bool:
     return True
 
 
-def ignored_mask(target: Tensor, ignore_index: int) -> Tensor:
-    return target == ignore_index
+def check_flat_target_values(
+    loss: str, target: Tensor, indices: bool, num_classes: int, check_values: bool | None
+) -> None:
+    """Class indices in [0, C) or probabilities in [0, 1], as :func:`check_flat_target` said."""
+    if indices:
+        check_index_target(loss, target, num_classes, check_values)
+    else:
+        check_probabilities(loss, "target", target, check_values)
 
 
 def safe_indices(target: Tensor, ignore: Tensor) -> Tensor:
     """Class indices with ignored positions replaced by 0, as int64 (for gather)."""
     return target.long().masked_fill(ignore, 0)
+
+
+def reduce_class_indices(
+    loss: Tensor, indices: Tensor, weight: Tensor | None, ignore_index: int, reduction: str
+) -> Tensor:
+    """Reduce a per-target loss from torch's ``reduction="none"`` as torch would.
+
+    The mean divides by the summed class weight of the non-ignored targets (their count
+    without ``weight``), a graph-connected 0 when that is 0.
+    """
+    if reduction != "mean":
+        return reduce(loss, reduction)
+    ignored = indices == ignore_index
+    if weight is None:
+        denominator = (~ignored).to(loss.dtype)
+    else:
+        picked = weight[safe_indices(indices, ignored)]
+        denominator = torch.where(ignored, torch.zeros_like(picked), picked)
+    return weighted_mean(loss, denominator)

@@ -1,8 +1,8 @@
 """Validation and precision helpers shared by the margin and metric-learning losses.
 
-Registers nothing. Option checks read only Python values; tensor checks go through
-:mod:`losses.checks`, so value checks honour ``check_values`` and the global switch and
-never force a host-device synchronisation on accelerators unless switched on.
+Registers nothing. Tensor checks (and the option checks, in its options section) go
+through :mod:`losses.checks`, so value checks honour ``check_values`` and the global switch
+and never force a host-device synchronisation on accelerators unless switched on.
 
 Precision rule for the embedding losses: half-precision inputs (float16, bfloat16) are
 computed in float32 with autocast switched off; float32 and float64 keep their dtype, so
@@ -12,8 +12,6 @@ results equal torch's there and gradcheck still runs in float64.
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -28,32 +26,6 @@ from losses.checks import (
     check_tensor,
     fail,
 )
-
-
-def check_number(
-    loss: str, name: str, value: object, *, low: float | None = None, low_open: bool = False
-) -> float:
-    """A finite real option, at least ``low`` (strictly above it when ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail(loss, f"option {name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    below = low is not None and (value <= low if low_open else value < low)
-    if not math.isfinite(value) or below:
-        bound = "" if low is None else (f" > {low:g}" if low_open else f" >= {low:g}")
-        raise fail(loss, f"option {name} must be a finite number{bound}, got {value!r}")
-    return value
-
-
-def check_flag(loss: str, name: str, value: object) -> bool:
-    """A real ``bool``: a config's ``"false"`` string would otherwise read as true."""
-    if not isinstance(value, bool):
-        raise fail(loss, f"option {name} must be True or False, got {value!r}")
-    return value
-
-
-def check_choice(loss: str, name: str, value: object, choices: Sequence[object]) -> None:
-    if value not in choices:
-        raise fail(loss, f"option {name} must be one of {tuple(choices)}, got {value!r}")
 
 
 def compute_dtype(*tensors: Tensor) -> torch.dtype:

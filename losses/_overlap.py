@@ -28,13 +28,16 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from losses._options import check_choice, check_flag, check_number, check_optional_int
 from losses.checks import (
+    check_bool_option,
+    check_choice_option,
     check_class_indices,
     check_finite,
     check_float,
     check_in_set,
+    check_int_option,
     check_range,
+    check_real_option,
     check_reduction,
     check_tensor,
     fail,
@@ -137,12 +140,12 @@ def check_common_options(
     reduction: str,
 ) -> None:
     """The options every overlap loss takes."""
-    check_choice(loss, "mode", mode, MODES)
-    check_number(loss, "smooth", smooth, low=0.0)
-    check_number(loss, "eps", eps, low=0.0, low_open=True)
-    check_flag(loss, "per_image", per_image)
-    check_flag(loss, "from_logits", from_logits)
-    check_optional_int(loss, "ignore_index", ignore_index)
+    check_choice_option(loss, "mode", mode, MODES)
+    check_real_option(loss, "smooth", smooth, low=0.0, finite=True)
+    check_real_option(loss, "eps", eps, low=0.0, low_open=True, finite=True)
+    check_bool_option(loss, "per_image", per_image)
+    check_bool_option(loss, "from_logits", from_logits)
+    check_int_option(loss, "ignore_index", ignore_index, optional=True)
     check_reduction(loss, reduction)
 
 

@@ -7,9 +7,6 @@ These helpers keep those checks identical across the family.
 
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import torch
 from torch import Tensor
 
@@ -37,41 +34,6 @@ def check_pair(
     check_same_shape(loss, "input", input, "target", target)
     check_finite(loss, "input", input, check_values)
     check_finite(loss, "target", target, check_values)
-
-
-def check_scalar_option(
-    loss: str,
-    name: str,
-    value: object,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """A real-valued option within its bounds; returns it as a Python float.
-
-    Options come from configs, so they are plain numbers: checking them reads no tensor
-    data and never synchronises.
-    """
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise fail(loss, f"option {name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if math.isnan(value) or too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        raise fail(loss, f"option {name} must lie in {left}{lo}, {hi}{right}, got {value!r}")
-    return value
-
-
-def check_bool_option(loss: str, name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise fail(loss, f"option {name} must be True or False, got {value!r}")
-    return value
 
 
 def check_positive(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:

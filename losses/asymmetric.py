@@ -6,15 +6,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._classification import (
-    check_probabilities,
-    check_scalar,
-    compute_dtype,
-    no_autocast,
-    to_dtype,
-)
+from losses._classification import check_probabilities, compute_dtype, no_autocast, to_dtype
 from losses.base import FunctionalLoss
-from losses.checks import check_finite, check_float, check_reduction, check_same_shape, reduce
+from losses.checks import (
+    check_finite,
+    check_float,
+    check_real_option,
+    check_reduction,
+    check_same_shape,
+    reduce,
+)
 from losses.registry import LossSpec, register
 
 NAME = "asymmetric"
@@ -74,9 +75,9 @@ def asymmetric_loss(
         tensor(0.0729)
     """
     check_reduction(NAME, reduction)
-    gamma_pos = check_scalar(NAME, "gamma_pos", gamma_pos, low=0.0)
-    gamma_neg = check_scalar(NAME, "gamma_neg", gamma_neg, low=0.0)
-    clip = check_scalar(NAME, "clip", clip, low=0.0, high=1.0, high_open=True)
+    gamma_pos = check_real_option(NAME, "gamma_pos", gamma_pos, low=0.0)
+    gamma_neg = check_real_option(NAME, "gamma_neg", gamma_neg, low=0.0)
+    clip = check_real_option(NAME, "clip", clip, low=0.0, high=1.0, high_open=True)
     check_float(NAME, "input", input)
     check_float(NAME, "target", target)
     check_same_shape(NAME, "input", input, "target", target)

@@ -8,15 +8,14 @@ from torch import Tensor
 from losses._classification import (
     check_flat_scores,
     check_flat_target,
-    check_index_target,
+    check_flat_target_values,
     check_probabilities,
-    check_scalar,
     compute_dtype,
     no_autocast,
     to_dtype,
 )
 from losses.base import FunctionalLoss
-from losses.checks import check_float, check_reduction, check_tensor, reduce
+from losses.checks import check_float, check_real_option, check_reduction, check_tensor, reduce
 from losses.registry import LossSpec, register
 
 NAME = "categorical_cross_entropy"
@@ -67,16 +66,13 @@ def categorical_cross_entropy_loss(
         tensor(0.2899)
     """
     check_reduction(NAME, reduction)
-    eps = check_scalar(NAME, "eps", eps, low=0.0, high=0.5, low_open=True, high_open=True)
+    eps = check_real_option(NAME, "eps", eps, low=0.0, high=0.5, low_open=True, high_open=True)
     check_float(NAME, "input", input)
     check_tensor(NAME, "target", target)
     num_classes = check_flat_scores(NAME, input)
     indices = check_flat_target(NAME, input, target)
     check_probabilities(NAME, "input", input, check_values)
-    if indices:
-        check_index_target(NAME, target, num_classes, check_values)
-    else:
-        check_probabilities(NAME, "target", target, check_values)
+    check_flat_target_values(NAME, target, indices, num_classes, check_values)
 
     dtype = compute_dtype(input, target)
     with no_autocast(input.device):

@@ -1,6 +1,7 @@
 """Input validation and reduction shared by every loss.
 
-Two kinds of check:
+Option checks (plain numbers, booleans and choices from configs) read no tensor data.
+Tensor checks come in two kinds:
 
 * **Shape and dtype checks** read only metadata and always run.
 * **Value checks** (NaN/Inf, ranges, class indices, sign targets) read tensor data. On
@@ -15,7 +16,9 @@ loss name and says what was expected and what was received.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from numbers import Real
 
 import torch
 from torch import Tensor
@@ -49,6 +52,86 @@ def should_check_values(tensor: Tensor, check_values: bool | None) -> bool:
 
 def fail(loss: str, message: str) -> LossInputError:
     return LossInputError(f"{loss}: {message}")
+
+
+# Options: plain values from configs -------------------------------------------------
+#
+# Options arrive from configs as Python numbers, strings and booleans; checking them
+# reads no tensor data and so never synchronises with an accelerator. Every failure
+# names the loss, the option and the valid values.
+
+
+def _allowed_reals(
+    low: float | None, high: float | None, low_open: bool, high_open: bool, finite: bool
+) -> str:
+    """How :func:`check_real_option` words the values it accepts."""
+    if finite and (low is None or high is None):
+        if low is not None:
+            return f"be a finite number {'>' if low_open else '>='} {low:g}"
+        if high is not None:
+            return f"be a finite number {'<' if high_open else '<='} {high:g}"
+        return "be a finite number"
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    return f"lie in {left}{lo}, {hi}{right}"
+
+
+def check_real_option(
+    loss: str,
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = False,
+) -> float:
+    """A real-valued option within its bounds, returned as a Python float.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``; a missing bound
+    is infinite. NaN is always rejected, +-Inf only when outside the bounds or when
+    ``finite`` is set.
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise fail(loss, f"option {name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if math.isnan(value) or (finite and math.isinf(value)) or too_low or too_high:
+        allowed = _allowed_reals(low, high, low_open, high_open, finite)
+        raise fail(loss, f"option {name} must {allowed}, got {value!r}")
+    return value
+
+
+def check_bool_option(loss: str, name: str, value: object) -> bool:
+    """A real ``bool`` (a config's ``"false"`` string would otherwise be truthy)."""
+    if not isinstance(value, bool):
+        raise fail(loss, f"option {name} must be True or False, got {value!r}")
+    return value
+
+
+def check_int_option(loss: str, name: str, value: object, *, optional: bool = False) -> int | None:
+    """A Python integer (not a bool); ``None`` too when ``optional``."""
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        extra = " or None" if optional else ""
+        raise fail(loss, f"option {name} must be an integer{extra}, got {value!r}")
+    return value
+
+
+def check_choice_option(loss: str, name: str, value: object, choices: Iterable[object]) -> object:
+    """``value`` must be one of ``choices``; returned unchanged."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise fail(loss, f"option {name} must be one of {choices}, got {value!r}")
+    return value
+
+
+# Tensors ------------------------------------------------------------------------------
 
 
 def check_reduction(loss: str, reduction: str, allowed: Iterable[str] = REDUCTIONS) -> None:

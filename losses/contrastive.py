@@ -5,18 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._margin import (
-    check_arity,
-    check_choice,
-    check_embeddings,
-    check_labels,
-    check_number,
-    compute_dtype,
-    no_autocast,
-)
+from losses._margin import check_arity, check_embeddings, check_labels, compute_dtype, no_autocast
 from losses.base import FunctionalLoss
 from losses.checks import (
+    check_choice_option,
     check_finite,
+    check_real_option,
     check_reduction,
     check_same_shape,
     check_signs,
@@ -99,9 +93,9 @@ def contrastive_loss(
         tensor(0.7083)
     """
     check_reduction(NAME, reduction)
-    check_choice(NAME, "mining", mining, MINING)
-    margin = check_number(NAME, "margin", margin, low=0.0)
-    eps = check_number(NAME, "eps", eps, low=0.0)
+    check_choice_option(NAME, "mining", mining, MINING)
+    margin = check_real_option(NAME, "margin", margin, low=0.0, finite=True)
+    eps = check_real_option(NAME, "eps", eps, low=0.0, finite=True)
     if mining is None:
         check_arity(NAME, inputs, 3, "(x1, x2, target)", "contrastive_loss with mining=None")
         x1, x2, target = inputs

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._margin import check_embeddings, check_number, compute_dtype, no_autocast
+from losses._margin import check_embeddings, compute_dtype, no_autocast
 from losses.base import FunctionalLoss
 from losses.checks import (
     check_finite,
+    check_real_option,
     check_reduction,
     check_same_shape,
     check_signs,
@@ -63,7 +64,7 @@ def cosine_embedding_loss(
         tensor([1.0000, 0.7071])
     """
     check_reduction(NAME, reduction)
-    margin = check_number(NAME, "margin", margin)
+    margin = check_real_option(NAME, "margin", margin, finite=True)
     if not -1.0 <= margin <= 1.0:
         raise fail(NAME, f"option margin must lie in [-1, 1] (a cosine), got {margin!r}")
     check_embeddings(NAME, "input1", input1, check_values)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -11,23 +10,22 @@ from losses._classification import (
     check_class_weight,
     check_dense_class_layout,
     check_index_target,
-    check_int_option,
     check_probabilities,
-    check_scalar,
     compute_dtype,
     no_autocast,
-    safe_indices,
+    reduce_class_indices,
     to_dtype,
 )
 from losses.base import FunctionalLoss
 from losses.checks import (
     check_finite,
     check_float,
+    check_int_option,
+    check_real_option,
     check_reduction,
     check_tensor,
     fail,
     reduce,
-    weighted_mean,
 )
 from losses.registry import LossSpec, register
 
@@ -96,7 +94,7 @@ def cross_entropy_loss(
     """
     check_reduction(NAME, reduction)
     ignore_index = check_int_option(NAME, "ignore_index", ignore_index)
-    label_smoothing = check_scalar(NAME, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    label_smoothing = check_real_option(NAME, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     check_float(NAME, "input", input)
     check_tensor(NAME, "target", target)
     soft = target.is_floating_point()
@@ -140,15 +138,7 @@ def cross_entropy_loss(
             label_smoothing=label_smoothing,
             reduction="none",
         )
-        if reduction != "mean":
-            return reduce(loss, reduction)
-        ignored = indices == ignore_index
-        if w is None:
-            denominator = (~ignored).to(loss.dtype)
-        else:
-            picked = w[safe_indices(indices, ignored)]
-            denominator = torch.where(ignored, torch.zeros_like(picked), picked)
-        return weighted_mean(loss, denominator)
+        return reduce_class_indices(loss, indices, w, ignore_index, reduction)
 
 
 class CrossEntropyLoss(FunctionalLoss):

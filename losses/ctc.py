@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._options import check_flag
 from losses.base import FunctionalLoss
 from losses.checks import (
+    check_bool_option,
     check_finite,
     check_float,
     check_integer,
@@ -112,7 +112,7 @@ def ctc_loss(
         tensor(0.2877)
     """
     check_reduction(NAME, reduction)
-    check_flag(NAME, "zero_infinity", zero_infinity)
+    check_bool_option(NAME, "zero_infinity", zero_infinity)
     if isinstance(blank, bool) or not isinstance(blank, int):
         raise fail(NAME, f"option blank must be an integer, got {blank!r}")
     check_tensor(NAME, "log_probs", log_probs)

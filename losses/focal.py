@@ -11,13 +11,10 @@ from torch import Tensor
 
 from losses._classification import (
     as_option_tensor,
-    check_choice,
     check_class_weight,
     check_dense_class_layout,
     check_index_target,
-    check_int_option,
     check_probabilities,
-    check_scalar,
     compute_dtype,
     no_autocast,
     safe_indices,
@@ -25,9 +22,12 @@ from losses._classification import (
 )
 from losses.base import FunctionalLoss
 from losses.checks import (
+    check_choice_option,
     check_finite,
     check_float,
+    check_int_option,
     check_range,
+    check_real_option,
     check_reduction,
     check_same_shape,
     check_tensor,
@@ -115,8 +115,8 @@ def focal_loss(
         tensor(0.4256)
     """
     check_reduction(NAME, reduction)
-    check_choice(NAME, "mode", mode, MODES)
-    gamma = check_scalar(NAME, "gamma", gamma, low=0.0)
+    check_choice_option(NAME, "mode", mode, MODES)
+    gamma = check_real_option(NAME, "gamma", gamma, low=0.0)
     ignore_index = check_int_option(NAME, "ignore_index", ignore_index)
     check_float(NAME, "input", input)
     check_tensor(NAME, "target", target)
@@ -130,7 +130,7 @@ def _scalar_alpha(alpha: object, mode: str, like: Tensor, dtype: torch.dtype, ch
     """``alpha`` as a float, a 0-dim tensor or a (C,) tensor; range-checked."""
     high = 1.0 if mode == "binary" else None
     if isinstance(alpha, int | float) and not isinstance(alpha, bool):
-        return check_scalar(NAME, "alpha", alpha, low=0.0, high=high)
+        return check_real_option(NAME, "alpha", alpha, low=0.0, high=high)
     a = as_option_tensor(NAME, "alpha", alpha, like, dtype)
     if a.dim() == 0:
         check_finite(NAME, "alpha", a, check_values)

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from losses._options import check_number
 from losses._overlap import MODE_KINDS, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
+from losses.checks import check_real_option
 from losses.registry import LossSpec, register
 from losses.tversky import tversky_index
 
@@ -101,9 +101,9 @@ def focal_tversky_loss(
         >>> focal_tversky_loss(logits, torch.tensor([[[0, 0]]]), gamma=1.0)
         tensor(0.2059)
     """
-    check_number(NAME, "alpha", alpha, low=0.0)
-    check_number(NAME, "beta", beta, low=0.0)
-    check_number(NAME, "gamma", gamma, low=0.0, low_open=True)
+    check_real_option(NAME, "alpha", alpha, low=0.0, finite=True)
+    check_real_option(NAME, "beta", beta, low=0.0, finite=True)
+    check_real_option(NAME, "gamma", gamma, low=0.0, low_open=True, finite=True)
 
     def per_class(s: OverlapStats) -> Tensor:
         base = 1.0 - tversky_index(s, alpha, beta, smooth, eps)

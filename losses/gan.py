@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._options import check_choice, check_number
 from losses.base import FunctionalLoss
 from losses.checks import (
+    check_choice_option,
     check_finite,
     check_float,
+    check_real_option,
     check_reduction,
     check_same_shape,
     check_tensor,
@@ -39,7 +40,7 @@ def _check_logits(name: str, logits: Tensor, check_values: bool | None) -> None:
 
 
 def _check_options(kind: str, reduction: str) -> None:
-    check_choice(NAME, "kind", kind, KINDS)
+    check_choice_option(NAME, "kind", kind, KINDS)
     check_reduction(NAME, reduction)
 
 
@@ -293,7 +294,7 @@ def gradient_penalty(
     """
     name = "gradient_penalty"
     check_reduction(name, reduction)
-    check_number(name, "eps", eps, low=0.0)
+    check_real_option(name, "eps", eps, low=0.0, finite=True)
     for label, x in (("real", real), ("fake", fake)):
         check_tensor(name, label, x)
         check_float(name, label, x)
@@ -358,7 +359,7 @@ def r1_penalty(
     """
     name = "r1_penalty"
     check_reduction(name, reduction)
-    gamma = check_number(name, "gamma", gamma, low=0.0)
+    gamma = check_real_option(name, "gamma", gamma, low=0.0, finite=True)
     check_tensor(name, "real_logits", real_logits)
     check_tensor(name, "real_inputs", real_inputs)
     check_float(name, "real_inputs", real_inputs)

@@ -8,14 +8,16 @@ from numbers import Real
 import torch
 from torch import Tensor
 
-from losses._regression import (
-    check_bool_option,
-    check_pair,
-    check_positive,
-    check_scalar_option,
-)
+from losses._regression import check_pair, check_positive
 from losses.base import FunctionalLoss
-from losses.checks import check_finite, check_float, fail, reduce
+from losses.checks import (
+    check_bool_option,
+    check_finite,
+    check_float,
+    check_real_option,
+    fail,
+    reduce,
+)
 from losses.registry import LossSpec, register
 
 NAME = "gaussian_nll"
@@ -93,7 +95,7 @@ def gaussian_nll_loss(
         ...                   torch.tensor([1.0, 1.0]))
         tensor(0.2500)
     """
-    eps = check_scalar_option(NAME, "eps", eps, low=0.0, low_open=True)
+    eps = check_real_option(NAME, "eps", eps, low=0.0, low_open=True)
     full = check_bool_option(NAME, "full", full)
     check_pair(NAME, input, target, reduction, check_values)
     if isinstance(var, Real) and not isinstance(var, bool):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._margin import check_flag, check_number, check_scores, check_sign_target
+from losses._margin import check_scores, check_sign_target
 from losses.base import FunctionalLoss
-from losses.checks import check_reduction, reduce
+from losses.checks import check_bool_option, check_real_option, check_reduction, reduce
 from losses.registry import LossSpec, register
 
 NAME = "hinge"
@@ -52,8 +52,8 @@ def hinge_loss(
         tensor(2.2500)
     """
     check_reduction(NAME, reduction)
-    margin = check_number(NAME, "margin", margin)
-    squared = check_flag(NAME, "squared", squared)
+    margin = check_real_option(NAME, "margin", margin, finite=True)
+    squared = check_bool_option(NAME, "squared", squared)
     check_scores(NAME, "input", input, check_values)
     y = check_sign_target(NAME, "input", input, target, check_values, allow_binary=True)
     loss = torch.clamp_min(margin - y * input, 0.0)

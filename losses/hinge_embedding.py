@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._margin import check_number, check_scores, check_sign_target
+from losses._margin import check_scores, check_sign_target
 from losses.base import FunctionalLoss
-from losses.checks import check_range, check_reduction, reduce
+from losses.checks import check_range, check_real_option, check_reduction, reduce
 from losses.registry import LossSpec, register
 
 NAME = "hinge_embedding"
@@ -48,7 +48,7 @@ def hinge_embedding_loss(
         tensor(0.6250)
     """
     check_reduction(NAME, reduction)
-    margin = check_number(NAME, "margin", margin)
+    margin = check_real_option(NAME, "margin", margin, finite=True)
     check_scores(NAME, "input", input, check_values)
     check_range(NAME, "input", input, 0.0, None, check_values, what="non-negative distances,")
     y = check_sign_target(NAME, "input", input, target, check_values)

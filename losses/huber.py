@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._regression import check_pair, check_scalar_option
+from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import reduce
+from losses.checks import check_real_option, reduce
 from losses.registry import LossSpec, register
 
 NAME = "huber"
@@ -51,7 +51,7 @@ def huber_loss(
         >>> huber_loss(torch.tensor([0.5, 3.0]), torch.tensor([0.0, 0.0]), delta=2.0)
         tensor(2.0625)
     """
-    delta = check_scalar_option(NAME, "delta", delta, low=0.0, low_open=True)
+    delta = check_real_option(NAME, "delta", delta, low=0.0, low_open=True)
     check_pair(NAME, input, target, reduction, check_values)
     return reduce(F.huber_loss(input, target, reduction="none", delta=delta), reduction)
 

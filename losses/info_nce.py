@@ -6,15 +6,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._margin import (
-    check_embeddings,
-    check_flag,
-    check_number,
-    compute_dtype,
-    no_autocast,
-)
+from losses._margin import check_embeddings, compute_dtype, no_autocast
 from losses.base import FunctionalLoss
-from losses.checks import check_reduction, check_same_shape, graph_zero, reduce
+from losses.checks import (
+    check_bool_option,
+    check_real_option,
+    check_reduction,
+    check_same_shape,
+    graph_zero,
+    reduce,
+)
 from losses.distances import cosine_similarity_matrix
 from losses.registry import LossSpec, register
 
@@ -65,8 +66,10 @@ def info_nce_loss(
         tensor(0.3133)
     """
     check_reduction(NAME, reduction)
-    temperature = check_number(NAME, "temperature", temperature, low=0.0, low_open=True)
-    symmetric = check_flag(NAME, "symmetric", symmetric)
+    temperature = check_real_option(
+        NAME, "temperature", temperature, low=0.0, low_open=True, finite=True
+    )
+    symmetric = check_bool_option(NAME, "symmetric", symmetric)
     check_embeddings(NAME, "query", query, check_values)
     check_embeddings(NAME, "key", key, check_values)
     check_same_shape(NAME, "query", query, "key", key)

@@ -7,11 +7,12 @@ import math
 import torch
 from torch import Tensor
 
-from losses._options import check_choice, check_number
 from losses.base import FunctionalLoss
 from losses.checks import (
+    check_choice_option,
     check_finite,
     check_float,
+    check_real_option,
     check_reduction,
     check_same_shape,
     check_tensor,
@@ -111,8 +112,8 @@ def iou_loss(
         tensor(0.6667)
     """
     check_reduction(NAME, reduction)
-    check_choice(NAME, "kind", kind, KINDS)
-    check_number(NAME, "eps", eps, low=0.0, low_open=True)
+    check_choice_option(NAME, "kind", kind, KINDS)
+    check_real_option(NAME, "eps", eps, low=0.0, low_open=True, finite=True)
     _check_boxes("input", input)
     _check_boxes("target", target)
     check_same_shape(NAME, "input", input, "target", target)

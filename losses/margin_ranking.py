@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._margin import check_number, check_scores, check_sign_target
+from losses._margin import check_scores, check_sign_target
 from losses.base import FunctionalLoss
-from losses.checks import check_reduction, check_same_shape, reduce
+from losses.checks import check_real_option, check_reduction, check_same_shape, reduce
 from losses.registry import LossSpec, register
 
 NAME = "margin_ranking"
@@ -50,7 +50,7 @@ def margin_ranking_loss(
         tensor(0.7500)
     """
     check_reduction(NAME, reduction)
-    margin = check_number(NAME, "margin", margin)
+    margin = check_real_option(NAME, "margin", margin, finite=True)
     check_scores(NAME, "input1", input1, check_values)
     check_scores(NAME, "input2", input2, check_values)
     check_same_shape(NAME, "input1", input1, "input2", input2)

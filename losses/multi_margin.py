@@ -7,17 +7,24 @@ from torch import Tensor
 
 from losses._classification import (
     as_option_tensor,
-    check_choice,
     check_class_weight,
     check_flat_scores,
     check_index_target,
-    check_scalar,
     compute_dtype,
     no_autocast,
     to_dtype,
 )
 from losses.base import FunctionalLoss
-from losses.checks import check_finite, check_float, check_reduction, check_tensor, fail, reduce
+from losses.checks import (
+    check_choice_option,
+    check_finite,
+    check_float,
+    check_real_option,
+    check_reduction,
+    check_tensor,
+    fail,
+    reduce,
+)
 from losses.registry import LossSpec, register
 
 NAME = "multi_margin"
@@ -68,8 +75,8 @@ def multi_margin_loss(
         tensor(0.3250)
     """
     check_reduction(NAME, reduction)
-    check_choice(NAME, "p", p, (1, 2))
-    margin = check_scalar(NAME, "margin", margin)
+    check_choice_option(NAME, "p", p, (1, 2))
+    margin = check_real_option(NAME, "margin", margin)
     check_float(NAME, "input", input)
     check_tensor(NAME, "target", target)
     num_classes = check_flat_scores(NAME, input)

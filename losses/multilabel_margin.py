@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._margin import check_choice, check_scores
+from losses._margin import check_scores
 from losses.base import FunctionalLoss
 from losses.checks import (
+    check_choice_option,
     check_finite,
     check_in_set,
     check_integer,
@@ -79,7 +80,7 @@ def multilabel_margin_loss(
         tensor(0.8500)
     """
     check_reduction(NAME, reduction)
-    check_choice(NAME, "target_format", target_format, TARGET_FORMATS)
+    check_choice_option(NAME, "target_format", target_format, TARGET_FORMATS)
     check_scores(NAME, "input", input, check_values)
     check_ndim(NAME, "input", input, (2,), "(N, C)")
     check_tensor(NAME, "target", target)

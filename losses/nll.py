@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -11,15 +10,14 @@ from losses._classification import (
     check_class_weight,
     check_dense_class_layout,
     check_index_target,
-    check_int_option,
     check_log_probabilities,
     compute_dtype,
     no_autocast,
-    safe_indices,
+    reduce_class_indices,
     to_dtype,
 )
 from losses.base import FunctionalLoss
-from losses.checks import check_float, check_reduction, check_tensor, reduce, weighted_mean
+from losses.checks import check_float, check_int_option, check_reduction, check_tensor
 from losses.registry import LossSpec, register
 
 NAME = "nll"
@@ -84,15 +82,7 @@ def nll_loss(
         loss = F.nll_loss(
             to_dtype(input, dtype), indices, weight=w, ignore_index=ignore_index, reduction="none"
         )
-        if reduction != "mean":
-            return reduce(loss, reduction)
-        ignored = indices == ignore_index
-        if w is None:
-            denominator = (~ignored).to(loss.dtype)
-        else:
-            picked = w[safe_indices(indices, ignored)]
-            denominator = torch.where(ignored, torch.zeros_like(picked), picked)
-        return weighted_mean(loss, denominator)
+        return reduce_class_indices(loss, indices, w, ignore_index, reduction)
 
 
 class NLLLoss(FunctionalLoss):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._regression import check_bool_option, check_counts_dtype, check_scalar_option
+from losses._regression import check_counts_dtype
 from losses.base import FunctionalLoss
 from losses.checks import (
+    check_bool_option,
     check_finite,
     check_float,
     check_range,
+    check_real_option,
     check_reduction,
     check_same_shape,
     reduce,
@@ -78,7 +80,7 @@ def poisson_nll_loss(
     """
     log_input = check_bool_option(NAME, "log_input", log_input)
     full = check_bool_option(NAME, "full", full)
-    eps = check_scalar_option(NAME, "eps", eps, low=0.0, low_open=True)
+    eps = check_real_option(NAME, "eps", eps, low=0.0, low_open=True)
     check_reduction(NAME, reduction)
     check_float(NAME, "input", input)
     check_counts_dtype(NAME, "target", target)

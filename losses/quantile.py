@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._regression import check_pair, check_scalar_option
+from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import reduce
+from losses.checks import check_real_option, reduce
 from losses.registry import LossSpec, register
 
 NAME = "quantile"
@@ -50,7 +50,7 @@ def quantile_loss(
         >>> quantile_loss(torch.tensor([0.0, 4.0]), torch.tensor([2.0, 0.0]), q=0.9)
         tensor(1.1000)
     """
-    q = check_scalar_option(NAME, "q", q, low=0.0, high=1.0)
+    q = check_real_option(NAME, "q", q, low=0.0, high=1.0)
     check_pair(NAME, input, target, reduction, check_values)
     d = target - input
     return reduce(torch.where(d >= 0, q * d, (q - 1.0) * d), reduction)

@@ -7,8 +7,9 @@ import math
 import torch
 from torch import Tensor
 
-from losses._regression import check_pair, check_scalar_option
+from losses._regression import check_pair
 from losses.base import FunctionalLoss
+from losses.checks import check_real_option
 from losses.registry import LossSpec, register
 
 NAME = "rmse"
@@ -66,7 +67,7 @@ def rmse_loss(
         >>> rmse_loss(torch.tensor([[3.0, 0.0], [0.0, 1.0]]), torch.zeros(2, 2), reduction="none")
         tensor([2.1213, 0.7071])
     """
-    eps = check_scalar_option(NAME, "eps", eps, low=0.0, low_open=True)
+    eps = check_real_option(NAME, "eps", eps, low=0.0, low_open=True)
     check_pair(NAME, input, target, reduction, check_values)
     sq = (input - target).square()
     if reduction == "mean":

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._regression import check_pair, check_scalar_option
+from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import reduce
+from losses.checks import check_real_option, reduce
 from losses.registry import LossSpec, register
 
 NAME = "smooth_l1"
@@ -50,7 +50,7 @@ def smooth_l1_loss(
         >>> smooth_l1_loss(torch.tensor([0.5, 3.0]), torch.tensor([0.0, 0.0]))
         tensor(1.3125)
     """
-    beta = check_scalar_option(NAME, "beta", beta, low=0.0)
+    beta = check_real_option(NAME, "beta", beta, low=0.0)
     check_pair(NAME, input, target, reduction, check_values)
     return reduce(F.smooth_l1_loss(input, target, reduction="none", beta=beta), reduction)
 

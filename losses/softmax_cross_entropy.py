@@ -8,15 +8,20 @@ from torch import Tensor
 from losses._classification import (
     check_flat_scores,
     check_flat_target,
-    check_index_target,
-    check_probabilities,
-    check_scalar,
+    check_flat_target_values,
     compute_dtype,
     no_autocast,
     to_dtype,
 )
 from losses.base import FunctionalLoss
-from losses.checks import check_finite, check_float, check_reduction, check_tensor, reduce
+from losses.checks import (
+    check_finite,
+    check_float,
+    check_real_option,
+    check_reduction,
+    check_tensor,
+    reduce,
+)
 from losses.registry import LossSpec, register
 
 NAME = "softmax_cross_entropy"
@@ -66,16 +71,13 @@ def softmax_cross_entropy_loss(
         tensor(0.9172)
     """
     check_reduction(NAME, reduction)
-    label_smoothing = check_scalar(NAME, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    label_smoothing = check_real_option(NAME, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     check_float(NAME, "input", input)
     check_tensor(NAME, "target", target)
     num_classes = check_flat_scores(NAME, input)
     indices = check_flat_target(NAME, input, target)
     check_finite(NAME, "input", input, check_values)
-    if indices:
-        check_index_target(NAME, target, num_classes, check_values)
-    else:
-        check_probabilities(NAME, "target", target, check_values)
+    check_flat_target_values(NAME, target, indices, num_classes, check_values)
 
     dtype = compute_dtype(input, target)
     with no_autocast(input.device):

@@ -5,15 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._margin import (
-    check_embeddings,
-    check_labels,
-    check_number,
-    compute_dtype,
-    no_autocast,
-)
+from losses._margin import check_embeddings, check_labels, compute_dtype, no_autocast
 from losses.base import FunctionalLoss
-from losses.checks import check_reduction, graph_zero, weighted_mean
+from losses.checks import check_real_option, check_reduction, graph_zero, weighted_mean
 from losses.distances import cosine_similarity_matrix
 from losses.miners import pair_masks
 from losses.registry import LossSpec, register
@@ -64,7 +58,9 @@ def supcon_loss(
         tensor([0.3133, 0.3133, 0.0000])
     """
     check_reduction(NAME, reduction)
-    temperature = check_number(NAME, "temperature", temperature, low=0.0, low_open=True)
+    temperature = check_real_option(
+        NAME, "temperature", temperature, low=0.0, low_open=True, finite=True
+    )
     check_embeddings(NAME, "embeddings", embeddings, check_values)
     check_labels(NAME, labels, embeddings)
     n = embeddings.shape[0]

@@ -6,18 +6,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._margin import (
-    check_arity,
-    check_choice,
-    check_embeddings,
-    check_flag,
-    check_labels,
-    check_number,
-    compute_dtype,
-    no_autocast,
-)
+from losses._margin import check_arity, check_embeddings, check_labels, compute_dtype, no_autocast
 from losses.base import FunctionalLoss
-from losses.checks import check_reduction, check_same_shape, graph_zero, reduce, weighted_mean
+from losses.checks import (
+    check_bool_option,
+    check_choice_option,
+    check_real_option,
+    check_reduction,
+    check_same_shape,
+    graph_zero,
+    reduce,
+    weighted_mean,
+)
 from losses.distances import pnorm_matrix
 from losses.miners import TRIPLET_STRATEGIES, mine_triplets
 from losses.registry import Kinds, LossSpec, register
@@ -99,11 +99,11 @@ def triplet_loss(
         tensor(2.5000)
     """
     check_reduction(NAME, reduction)
-    check_choice(NAME, "mining", mining, MINING)
-    margin = check_number(NAME, "margin", margin, low=0.0)
-    p = check_number(NAME, "p", p, low=0.0, low_open=True)
-    eps = check_number(NAME, "eps", eps, low=0.0)
-    swap = check_flag(NAME, "swap", swap)
+    check_choice_option(NAME, "mining", mining, MINING)
+    margin = check_real_option(NAME, "margin", margin, low=0.0, finite=True)
+    p = check_real_option(NAME, "p", p, low=0.0, low_open=True, finite=True)
+    eps = check_real_option(NAME, "eps", eps, low=0.0, finite=True)
+    swap = check_bool_option(NAME, "swap", swap)
     if mining is None:
         check_arity(
             NAME, inputs, 3, "(anchor, positive, negative)", "triplet_loss with mining=None"

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._options import check_number
 from losses._overlap import MODE_KINDS, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
+from losses.checks import check_real_option
 from losses.registry import LossSpec, register
 
 NAME = "tversky"
@@ -92,8 +92,8 @@ def tversky_loss(
         >>> tversky_loss(logits, torch.tensor([[[0, 0]]]), alpha=0.3, beta=0.7)
         tensor(0.2059)
     """
-    check_number(NAME, "alpha", alpha, low=0.0)
-    check_number(NAME, "beta", beta, low=0.0)
+    check_real_option(NAME, "alpha", alpha, low=0.0, finite=True)
+    check_real_option(NAME, "beta", beta, low=0.0, finite=True)
 
     def per_class(s: OverlapStats) -> Tensor:
         return 1.0 - tversky_index(s, alpha, beta, smooth, eps)
