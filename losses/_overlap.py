@@ -55,6 +55,14 @@ MODE_KINDS = {
     "multilabel": Kinds("logits", "binary"),
 }
 
+#: The consumption fields of the four overlap specs: ``LossSpec(..., **CONSUMES)``.
+CONSUMES = {
+    "input_kind": "logits",
+    "target_kind": "class_indices",
+    "modes": MODE_KINDS,
+    "default_mode": "multiclass",
+}
+
 #: The input and target layouts, for docstrings and error messages.
 LAYOUTS = {
     "multiclass": "input (N, C, *) logits and target (N, *) class indices",

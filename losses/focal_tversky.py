@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from losses._overlap import MODE_KINDS, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
 from losses.checks import check_real_option
 from losses.registry import LossSpec, register
@@ -143,10 +143,7 @@ register(
         function=focal_tversky_loss,
         aliases=("focal_tversky_loss", "ftl"),
         problem_types=("segmentation",),
-        input_kind="logits",
-        target_kind="class_indices",
-        modes=MODE_KINDS,
-        default_mode="multiclass",
+        **CONSUMES,
         summary=(
             "Tversky loss of each class raised to a power gamma before averaging over "
             "classes, to change how strongly hard classes dominate."

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._overlap import MODE_KINDS, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
 from losses.registry import LossSpec, register
 
@@ -118,10 +118,7 @@ register(
         function=jaccard_loss,
         aliases=("soft_jaccard", "soft_iou", "mask_iou"),
         problem_types=("segmentation", "multilabel"),
-        input_kind="logits",
-        target_kind="class_indices",
-        modes=MODE_KINDS,
-        default_mode="multiclass",
+        **CONSUMES,
         summary=(
             "One minus the soft Jaccard index |P∩T| / |P∪T| of predicted and target masks "
             "per class, averaged over classes."

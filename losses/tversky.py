@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._overlap import MODE_KINDS, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
 from losses.checks import check_real_option
 from losses.registry import LossSpec, register
@@ -128,10 +128,7 @@ register(
         function=tversky_loss,
         aliases=("tversky_loss",),
         problem_types=("segmentation",),
-        input_kind="logits",
-        target_kind="class_indices",
-        modes=MODE_KINDS,
-        default_mode="multiclass",
+        **CONSUMES,
         summary=(
             "One minus the soft Tversky index per class: an overlap score whose alpha and "
             "beta weigh false positives and false negatives separately."
