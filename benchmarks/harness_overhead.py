@@ -65,8 +65,8 @@ def plain_epoch(cfg, datamodule) -> float:
     scheduler = build_scheduler(instantiate(cfg.scheduler), optimizer, len(loader))
     start = time.perf_counter()
     net.train()
-    for x, y in loader:
-        loss = F.cross_entropy(net(x), y)
+    for batch in loader:
+        loss = F.cross_entropy(net(batch.inputs), batch.targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

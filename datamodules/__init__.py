@@ -4,11 +4,12 @@ Every datamodule is a ``lightning.LightningDataModule`` that says what it provid
 after construction (``name``, ``problem_type``, ``input_shape``, ``num_classes``,
 ``target_kind``, ``class_names``), downloads in ``prepare_data`` (failing fast with
 :class:`DatasetUnavailableError` when it cannot), loads everything into tensors in
-``setup`` and yields ``(x, y)`` batches through :class:`TensorLoader`. The datasets are
+``setup`` and yields :class:`Batch` objects through :class:`TensorLoader`. The datasets are
 described in docs/datasets.md; their configs live in configs/data/.
 """
 
 from datamodules.base import InMemoryDataModule
+from datamodules.batch import Batch
 from datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
 from datamodules.classification import ClassificationDataModule
 from datamodules.counting import DigitCountDataModule
@@ -19,6 +20,7 @@ from datamodules.rotated import RotatedDigitsDataModule
 from datamodules.synthetic import SyntheticDataModule, SyntheticRegressionDataModule
 
 __all__ = [
+    "Batch",
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "ClassificationDataModule",

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from datamodules.batch import Batch
+
 
 class Standardize:
     """Turns a uint8 batch ``(B, C, H, W)`` into float32 with zero mean, unit std per channel."""
@@ -97,7 +99,7 @@ class EpochOrder:
 
 
 class TensorLoader:
-    """Yields ``(x, y)`` batches from tensors held in memory, by index slicing.
+    """Yields :class:`~datamodules.batch.Batch` ``(inputs=x, targets=y)`` batches from tensors held in memory, by index slicing.
 
     - ``shuffle``: a new permutation every epoch, drawn from ``seed`` and the epoch
       number; the epoch advances by itself after each pass, or is set by Lightning.
@@ -161,11 +163,11 @@ class TensorLoader:
             return indices.split(self.batch_size)
         return indices.tensor_split(count)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Batch]:
         indices = self.sampler.indices().to(self.x.device)
         self.sampler.epoch += 1  # plain loops get a new order next pass; Lightning resets it
         for batch in self._batches(indices):
             x = self.x.index_select(0, batch)
             if self.transform is not None:
                 x = self.transform(x)
-            yield x, self.y.index_select(0, batch)
+            yield Batch(x, self.y.index_select(0, batch))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from datamodules.base import InMemoryDataModule, Split
+from datamodules.batch import Batch
 from datamodules.classification import ClassificationDataModule
 from datamodules.loader import Standardize
 from datamodules.seeding import rng
@@ -137,7 +138,7 @@ class ClassBalancedLoader:
     def __len__(self) -> int:
         return len(self.sampler)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Batch]:
         batches = self.sampler.batches()
         self.sampler.epoch += 1  # plain loops get a new order next pass; Lightning resets it
         for indices in batches:
@@ -145,7 +146,7 @@ class ClassBalancedLoader:
             x = self.x.index_select(0, index)
             if self.transform is not None:
                 x = self.transform(x)
-            yield x, self.y.index_select(0, index)
+            yield Batch(x, self.y.index_select(0, index))
 
 
 class OpenSetDataModule(InMemoryDataModule):

@@ -7,6 +7,15 @@ dataset's input shape and that width, so any network here serves any task.
 
 from models.auto import auto_model
 from models.cnn import CompactCNN
+from models.outputs import OUTPUT_KINDS, IncompatibleModel, build_network, declared_output
 from models.resnet import ResNet9
 
-__all__ = ["CompactCNN", "ResNet9", "auto_model"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "CompactCNN",
+    "IncompatibleModel",
+    "ResNet9",
+    "auto_model",
+    "build_network",
+    "declared_output",
+]

@@ -1,4 +1,4 @@
-"""The default network for a dataset, chosen from its input shape."""
+"""The default network for a dataset and a task, chosen from the input shape and output kind."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from collections.abc import Sequence
 from torch import nn
 
 from models.cnn import CompactCNN
+from models.outputs import DESCRIPTIONS, IncompatibleModel
 from models.resnet import ResNet9
 
 
-def auto_model(input_shape: Sequence[int], num_outputs: int) -> nn.Module:
-    """CompactCNN for grayscale images (MNIST-like data, count canvases), ResNet9 for colour.
+def auto_model(
+    input_shape: Sequence[int], num_outputs: int, output_kind: str = "vector"
+) -> nn.Module:
+    """A network that outputs ``output_kind``, sized for ``input_shape``.
 
-    Both with their default widths; pick ``model=cnn`` or ``model=resnet`` to set
-    options.
+    ``vector``: CompactCNN for grayscale images (MNIST-like data, count canvases),
+    ResNet9 for colour. Both with their default widths; pick ``model=cnn`` or
+    ``model=resnet`` to set options.
     """
-    if input_shape[0] == 1:
-        return CompactCNN(input_shape, num_outputs)
-    return ResNet9(input_shape, num_outputs)
+    if output_kind == "vector":
+        if input_shape[0] == 1:
+            return CompactCNN(input_shape, num_outputs)
+        return ResNet9(input_shape, num_outputs)
+    raise IncompatibleModel(f"model=auto has no network that outputs {DESCRIPTIONS[output_kind]}")

@@ -31,6 +31,8 @@ class CompactCNN(nn.Module):
     cuDNN's mixed-precision ones are markedly faster in that layout.
     """
 
+    output_kind = "vector"
+
     def __init__(
         self,
         input_shape: Sequence[int],

@@ -33,6 +33,8 @@ class ResNet9(nn.Module):
     ``output_scale`` (the original's 0.125), which keeps the initial logits small.
     """
 
+    output_kind = "vector"
+
     def __init__(
         self,
         input_shape: Sequence[int],

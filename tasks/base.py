@@ -27,11 +27,12 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 import losses
+from datamodules.batch import Batch
+from models.outputs import build_network
 from tasks.binding import IncompatibleData, LossBinding, bind_loss, keyword_options
 from tasks.data_info import DataInfo
 from tasks.optim import build_scheduler
 
-Batch = Any
 ModelFactory = Callable[..., nn.Module]
 
 
@@ -51,6 +52,8 @@ class LossTask(L.LightningModule):
 
     #: the problem type of ``losses.PROBLEM_TYPES`` this task serves
     problem_type: ClassVar[str]
+    #: what the network must output (models.outputs.OUTPUT_KINDS)
+    output_kind: ClassVar[str] = "vector"
 
     def __init__(
         self,
@@ -72,7 +75,12 @@ class LossTask(L.LightningModule):
             and self.binding.options.get("check_values") is None
         )
         self._skip_value_checks = False
-        self.net = model(input_shape=tuple(data.input_shape), num_outputs=self.output_width())
+        self.net = build_network(
+            model,
+            output_kind=self.output_kind,
+            input_shape=data.input_shape,
+            num_outputs=self.output_width(),
+        )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.monitor, self.monitor_mode = monitor, monitor_mode
@@ -124,7 +132,7 @@ class LossTask(L.LightningModule):
 
     def split_batch(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """``(inputs, targets)`` of a batch."""
-        return batch
+        return batch.inputs, batch.targets
 
     def metric_targets(self, batch: Batch) -> Tensor:
         return self.split_batch(batch)[1]
@@ -194,4 +202,4 @@ class LossTask(L.LightningModule):
 
 
 def _batch_size(batch: Batch, task: LossTask) -> int:
-    return len(task.split_batch(batch)[1])
+    return len(batch)

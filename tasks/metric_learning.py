@@ -223,7 +223,7 @@ class MetricLearningTask(LossTask):
         return F.normalize(embeddings, dim=1) if self.normalize_embeddings else embeddings
 
     def loss_inputs(self, outputs: Tensor, batch: Batch) -> tuple[tuple, dict]:
-        labels = batch[1]
+        labels = batch.targets
         if self.training and self.gather_across_ranks:
             outputs, labels = gather_from_ranks(outputs, labels)
         return batch_loss_arguments(outputs, labels, self.binding.kinds), {}
@@ -244,8 +244,8 @@ class MetricLearningTask(LossTask):
 
     def _evaluate(self, batch: Batch, split: str, metrics: MetricCollection) -> None:
         outputs, loss = self._step(batch)
-        metrics.update(self.predictions(outputs), batch[1])
-        self.log(f"{split}/loss", loss, batch_size=len(batch[1]), sync_dist=True)
+        metrics.update(self.predictions(outputs), batch.targets)
+        self.log(f"{split}/loss", loss, batch_size=len(batch.targets), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_retrieval(self.val_metrics, prog_bar=True)

@@ -137,7 +137,7 @@ class MultilabelTask(LossTask):
 
     def loss_inputs(self, outputs: Tensor, batch: Batch) -> tuple[tuple, dict]:
         kinds = self.binding.kinds
-        target = MULTILABEL_TARGETS[kinds.target](batch[1].to(outputs.dtype))
+        target = MULTILABEL_TARGETS[kinds.target](batch.targets.to(outputs.dtype))
         return (MULTILABEL_INPUTS[kinds.input](outputs), target), {}
 
     def predictions(self, outputs: Tensor) -> Tensor:
@@ -146,7 +146,7 @@ class MultilabelTask(LossTask):
         return outputs.float().sigmoid()
 
     def metric_targets(self, batch: Batch) -> Tensor:
-        return batch[1].long()
+        return batch.targets.long()
 
     def make_metrics(self) -> MetricCollection:
         num_classes = self.data_info.num_classes

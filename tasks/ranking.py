@@ -179,7 +179,7 @@ class RankingTask(LossTask):
 
     def loss_inputs(self, outputs: Tensor, batch: Batch) -> tuple[tuple, dict]:
         # float32 before differencing: bf16 scores would lose the small gaps
-        pairs = list_pairs(outputs.float(), batch[1])
+        pairs = list_pairs(outputs.float(), batch.targets)
         inputs = PAIR_FORMS[self.binding.extra_args](pairs)
         return (*inputs, PAIR_TARGETS[self.binding.kinds.target](pairs.order)), {}
 

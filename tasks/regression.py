@@ -26,7 +26,7 @@ def training_targets(datamodule) -> Tensor:
     if splits and "train" in splits:
         return splits["train"][1]
     # any other datamodule: read the targets off a full pass of its training loader
-    return torch.cat([y for _, y in datamodule.train_dataloader()])
+    return torch.cat([b.targets for b in datamodule.train_dataloader()])
 
 
 class RegressionTask(LossTask):

@@ -33,7 +33,8 @@ def test_cifar_reads_torchvision_layout(tmp_path, module, num_classes, folder, n
     expected = class_images(np.arange(40) % num_classes, 3, 32, seed=0)
     assert torch.equal(dm.splits["test"][0], torch.from_numpy(expected))
     assert dm.splits["test"][1].tolist() == [i % num_classes for i in range(40)]
-    x, y = next(iter(dm.train_dataloader()))
+    _batch = next(iter(dm.train_dataloader()))
+    x, y = _batch.inputs, _batch.targets
     assert x.shape == (32, 3, 32, 32) and y.dtype == torch.long
     assert torch.bincount(dm.splits["train"][1], minlength=num_classes).sum() == 200
 

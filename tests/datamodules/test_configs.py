@@ -77,7 +77,8 @@ def test_config_builds_a_working_datamodule(name, data_root, tmp_path):
     dm.prepare_data()
     dm.setup()
     for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
-        x, y = next(iter(loader))
+        _batch = next(iter(loader))
+        x, y = _batch.inputs, _batch.targets
         assert x.shape[1:] == dm.input_shape and x.dtype == torch.float32
         assert y.shape == (x.shape[0],) and y.dtype == TARGET_DTYPES[dm.target_kind]
         if dm.target_kind == "class_indices":

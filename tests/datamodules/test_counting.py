@@ -106,5 +106,6 @@ def test_datamodule_counts(tmp_path):
     assert torch.equal(y == 0, x.flatten(1).amax(1) == 0)  # empty canvases exactly when k = 0
     # the fixture's digits carry a 255 bar: count bright bars per canvas
     assert count_blobs(x[:, 0] == 255) == y.long().tolist()
-    batch_x, batch_y = next(iter(dm.train_dataloader()))
+    _batch = next(iter(dm.train_dataloader()))
+    batch_x, batch_y = _batch.inputs, _batch.targets
     assert batch_x.shape[1:] == (1, 64, 64) and batch_y.dtype == torch.float32

@@ -19,18 +19,18 @@ class RecordingModel(lightning.LightningModule):
         self.val_samples = 0
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        x, y = batch.inputs, batch.targets
         self.seen.setdefault(self.current_epoch, []).append(y)
         return nn.functional.cross_entropy(self.net(x), y)
 
     def validation_step(self, batch, batch_idx):
-        x, y = batch
+        x, y = batch.inputs, batch.targets
         if not self.trainer.sanity_checking:
             self.val_samples += len(y)
         self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
 
     def test_step(self, batch, batch_idx):
-        x, y = batch
+        x, y = batch.inputs, batch.targets
         self.log("test_loss", nn.functional.cross_entropy(self.net(x), y))
 
     def configure_optimizers(self):
@@ -74,7 +74,7 @@ def test_loaders_shard_by_the_attached_trainers_rank():
             strategy=SimpleNamespace(root_device=torch.device("cpu")),
         )
         for split, loader in (("train", dm.train_dataloader()), ("val", dm.val_dataloader())):
-            seen[split].append(torch.cat([y for _, y in loader]))
+            seen[split].append(torch.cat([b.targets for b in loader]))
     for split, parts in seen.items():
         assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
         assert torch.equal(torch.cat(parts).sort().values, dm.splits[split][1].sort().values)

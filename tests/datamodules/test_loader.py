@@ -16,7 +16,7 @@ def _data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _epoch(loader: TensorLoader) -> list[torch.Tensor]:
-    return [y for _, y in loader]
+    return [b.targets for b in loader]
 
 
 @pytest.mark.parametrize("n, batch_size", [(10, 3), (12, 4), (7, 10), (1, 1)])
@@ -93,7 +93,7 @@ def test_standardize_gives_zero_mean_unit_std_per_channel():
     images = torch.randint(0, 256, (500, 3, 8, 8), generator=generator, dtype=torch.uint8)
     images[:, 1] //= 4  # channels with different statistics
     standardize = Standardize.fit(images)
-    x = torch.cat([x for x, _ in TensorLoader(images, torch.zeros(500), 64, transform=standardize)])
+    x = torch.cat([b.inputs for b in TensorLoader(images, torch.zeros(500), 64, transform=standardize)])
     assert x.dtype == torch.float32
     torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4, rtol=0)
     torch.testing.assert_close(x.std(dim=(0, 2, 3), correction=0), torch.ones(3), atol=1e-4, rtol=0)
@@ -116,7 +116,8 @@ def test_batches_come_from_the_device_the_tensors_were_moved_to():
         transform=Standardize.fit(torch.zeros(2, 1, 1, 1, dtype=torch.uint8)),
     )
     assert loader.x.device.type == device
-    x, y = next(iter(loader))
+    _batch = next(iter(loader))
+    x, y = _batch.inputs, _batch.targets
     assert x.device.type == y.device.type == device
 
 

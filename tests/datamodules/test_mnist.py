@@ -44,7 +44,8 @@ def test_mnist_reads_torchvision_layout(tmp_path, gzipped):
     dm.prepare_data()  # files present: no download attempted
     dm.setup("fit")
     assert [len(dm.splits[s][1]) for s in ("train", "val", "test")] == [40, 10, 20]
-    x, y = next(iter(dm.train_dataloader()))
+    _batch = next(iter(dm.train_dataloader()))
+    x, y = _batch.inputs, _batch.targets
     assert x.shape == (16, 1, 28, 28) and x.dtype == torch.float32
     assert y.dtype == torch.long and y.shape == (16,)
     # the images are the ones written, in order, for the unshuffled test split

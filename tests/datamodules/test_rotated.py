@@ -59,7 +59,8 @@ def test_datamodule_targets_are_the_scaled_angles(tmp_path):
     # the stored image is the source image rotated by target * scale degrees
     source = torch.from_numpy(class_images(torch.arange(20).numpy() % 10, 1, 28, seed=1))
     assert torch.equal(x, rotate_images(source, y.double() * 30))
-    batch_x, batch_y = next(iter(dm.val_dataloader()))
+    _batch = next(iter(dm.val_dataloader()))
+    batch_x, batch_y = _batch.inputs, _batch.targets
     assert batch_x.dtype == torch.float32 and batch_y.dtype == torch.float32
 
 

@@ -28,7 +28,8 @@ def test_classification_shapes_and_interface():
     assert (dm.input_shape, dm.num_classes, len(dm.class_names)) == ((1, 28, 28), 10, 10)
     _setup(dm)
     assert [len(dm.splits[s][1]) for s in ("train", "val", "test")] == [250, 50, 100]
-    x, y = next(iter(dm.train_dataloader()))
+    _batch = next(iter(dm.train_dataloader()))
+    x, y = _batch.inputs, _batch.targets
     assert x.shape == (32, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.long
     assert set(dm.splits["train"][1].tolist()) == set(range(10))
 

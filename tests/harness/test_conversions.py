@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from datamodules.batch import Batch
 from models import CompactCNN
 from tasks import ClassificationTask, DataInfo, RegressionTask
 
@@ -31,7 +32,7 @@ def classifier_inputs(loss: str, data: DataInfo = TEN, **options):
     task = make_task(ClassificationTask, loss, data, **options)
     z = torch.randn(6, task.output_width())
     y = torch.tensor([0, 1, 1, 0, 1, 0]) if data.num_classes == 2 else torch.arange(6)
-    (inputs, target), _kwargs = task.loss_inputs(z, (None, y))
+    (inputs, target), _kwargs = task.loss_inputs(z, Batch(torch.empty(len(y)), y))
     return task, z, y, inputs, target
 
 
@@ -128,7 +129,7 @@ def test_regression_targets_are_standardised_and_predictions_mapped_back():
     task.scaler.fit(torch.tensor([10.0, 20.0, 30.0]))
     z = torch.randn(3, 1)
     y = torch.tensor([10.0, 20.0, 30.0])
-    (inputs, target), _ = task.loss_inputs(z, (None, y))
+    (inputs, target), _ = task.loss_inputs(z, Batch(torch.empty(len(y)), y))
     assert inputs.shape == y.shape
     std = torch.tensor([10.0, 20.0, 30.0]).std(correction=0)
     torch.testing.assert_close(target, (y - 20) / std)
@@ -139,7 +140,7 @@ def test_gaussian_nll_gets_a_mean_and_a_positive_variance():
     task = make_task(RegressionTask, "gaussian_nll", ANGLES)
     assert task.output_width() == 2
     z = torch.randn(4, 2)
-    (mean, _target, var), _ = task.loss_inputs(z, (None, torch.zeros(4)))
+    (mean, _target, var), _ = task.loss_inputs(z, Batch(torch.empty(4), torch.zeros(4)))
     torch.testing.assert_close(mean, z[:, 0])
     torch.testing.assert_close(var, z[:, 1].exp())
 
@@ -149,7 +150,7 @@ def test_poisson_nll_gets_log_rates_and_raw_counts():
     task.scaler.fit(torch.tensor([0.0, 5.0]))  # must not touch counts
     z = torch.randn(4, 1)
     counts = torch.tensor([0.0, 1.0, 2.0, 5.0])
-    (inputs, target), _ = task.loss_inputs(z, (None, counts))
+    (inputs, target), _ = task.loss_inputs(z, Batch(torch.empty(len(counts)), counts))
     assert inputs.shape == counts.shape and target is counts
     torch.testing.assert_close(task.predictions(z), z[:, 0].exp())
 
@@ -157,12 +158,12 @@ def test_poisson_nll_gets_log_rates_and_raw_counts():
 def test_loss_value_checks_run_on_the_first_batch_of_each_loop():
     task = make_task(ClassificationTask, "cross_entropy", TEN)
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 99])  # 99: no such class
-    task.on_train_batch_start((x, y), 0)
+    task.on_train_batch_start(Batch(x, y), 0)
     with pytest.raises(ValueError, match="cross_entropy"):
-        task._step((x, y))
-    task.on_train_batch_start((x, y), 1)
+        task._step(Batch(x, y))
+    task.on_train_batch_start(Batch(x, y), 1)
     assert task._skip_value_checks
-    task.on_validation_batch_start((x, y), 0)
+    task.on_validation_batch_start(Batch(x, y), 0)
     assert not task._skip_value_checks
 
 

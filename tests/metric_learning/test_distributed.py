@@ -14,6 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from datamodules.batch import Batch
 from losslab.config import compose
 from losslab.train import train
 from tasks.data_info import DataInfo
@@ -55,7 +56,7 @@ def global_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 def step(task: MetricLearningTask, x: torch.Tensor, y: torch.Tensor):
     outputs = task(x)
-    args, kwargs = task.loss_inputs(outputs, (x, y))
+    args, kwargs = task.loss_inputs(outputs, Batch(x, y))
     loss = task.loss_fn(*args, **kwargs)
     loss.backward()
     return loss.detach(), [p.grad.clone() for p in task.net.parameters()]
@@ -92,7 +93,7 @@ def test_two_processes_match_one_on_the_global_batch(tmp_path):
 def test_without_ddp_the_batch_is_left_alone():
     task = make_task("supcon", {})
     x, y = global_batch()
-    args, _ = task.loss_inputs(task(x), (x, y))
+    args, _ = task.loss_inputs(task(x), Batch(x, y))
     assert args[0].shape == (16, 8) and torch.equal(args[1], y)
 
 

@@ -55,7 +55,8 @@ def test_training_batches_hold_m_images_of_p_classes():
     loader = dm.train_dataloader()
     batches = list(loader)
     assert len(batches) == len(loader) == len(dm.splits["train"][1]) // 48
-    for x, y in batches:
+    for batch in batches:
+        x, y = batch.inputs, batch.targets
         assert x.shape == (48, 1, 28, 28) and x.dtype == torch.float32
         counts = torch.bincount(y)
         assert sorted(counts[counts > 0].tolist()) == [16, 16, 16]
@@ -135,7 +136,8 @@ def test_config_builds_an_open_set_datamodule(name, data_root):
     dm.prepare_data()
     dm.setup()
     for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
-        x, y = next(iter(loader))
+        _batch = next(iter(loader))
+        x, y = _batch.inputs, _batch.targets
         assert x.shape[1:] == dm.input_shape and x.dtype == torch.float32
         assert y.shape == (x.shape[0],) and y.dtype == torch.long
     # checkpoints keep the hyperparameters; they must load with weights_only=True

@@ -95,7 +95,8 @@ def test_digit_sets_from_mnist_files(tmp_path):
     per_canvas = dm.splits["train"][1].sum(dim=1)
     assert per_canvas.min() >= 1 and per_canvas.max() <= 3
     torch.testing.assert_close(dm.train_class_counts, dm.splits["train"][1].sum(0).long())
-    x, y = next(iter(dm.train_dataloader()))
+    _batch = next(iter(dm.train_dataloader()))
+    x, y = _batch.inputs, _batch.targets
     assert x.shape == (32, 1, 48, 48) and x.dtype == torch.float32
     assert y.shape == (32, 10) and y.dtype == torch.float32
 
@@ -126,7 +127,8 @@ def test_config_builds_a_working_datamodule(name, tmp_path):
     dm.prepare_data()
     dm.setup()
     for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
-        x, y = next(iter(loader))
+        _batch = next(iter(loader))
+        x, y = _batch.inputs, _batch.targets
         assert x.shape[1:] == dm.input_shape and x.dtype == torch.float32
         assert y.shape == (len(x), dm.num_classes) and y.dtype == torch.float32
         assert set(y.unique().tolist()) <= {0.0, 1.0}

@@ -7,6 +7,7 @@ import functools
 import pytest
 import torch
 
+from datamodules.batch import Batch
 from losslab.build import build_components
 from losslab.config import ConfigError, compose
 from models.cnn import CompactCNN
@@ -52,7 +53,7 @@ Z = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 0.2, 1.0]])
 )
 def test_each_loss_gets_its_kinds(loss, expected_input, expected_target):
     task = make_task(loss)
-    (inputs, target), kwargs = task.loss_inputs(Z, (None, Y))
+    (inputs, target), kwargs = task.loss_inputs(Z, Batch(torch.empty(len(Y)), Y))
     torch.testing.assert_close(inputs, expected_input)
     torch.testing.assert_close(target, expected_target)
     assert kwargs == {}
@@ -70,7 +71,7 @@ def test_modes_are_chosen_for_multilabel_data():
 
 def test_hinge_accepts_the_signs_it_was_made_for():
     task = make_task("hinge")
-    (scores, signs), _ = task.loss_inputs(Z, (None, Y))
+    (scores, signs), _ = task.loss_inputs(Z, Batch(torch.empty(len(Y)), Y))
     expected = torch.clamp_min(1 - signs * scores, 0).mean()
     torch.testing.assert_close(task.loss_fn(scores, signs), expected)
 

@@ -82,7 +82,8 @@ def test_setup_builds_lists_deterministically_from_the_seed():
 def test_batches_are_lists_of_standardised_images():
     dm = SyntheticRankingDataModule(**SMALL)
     dm.setup()
-    x, y = next(iter(dm.train_dataloader()))
+    _batch = next(iter(dm.train_dataloader()))
+    x, y = _batch.inputs, _batch.targets
     assert x.shape == (4, 10, 1, 28, 28) and x.dtype == torch.float32
     assert y.shape == (4, 10) and y.dtype == torch.int64
     assert abs(x.mean().item()) < 0.5 and 0.5 < x.std().item() < 1.5
@@ -138,7 +139,8 @@ def test_config_builds_a_working_datamodule(name, data_root, tmp_path):
     dm.prepare_data()
     dm.setup()
     for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
-        x, y = next(iter(loader))
+        _batch = next(iter(loader))
+        x, y = _batch.inputs, _batch.targets
         assert x.shape[2:] == dm.input_shape and x.shape[:2] == y.shape == (4, dm.list_size)
         assert y.dtype == torch.int64 and set(y.unique().tolist()) <= set(dm.relevance)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import losses
+from datamodules.batch import Batch
 from losslab.build import build_components
 from losslab.config import ConfigError
 from tasks import DataInfo, IncompatibleData, IncompatibleLoss
@@ -67,7 +68,7 @@ def test_each_image_is_scored_on_its_own(make_config):
 
 
 def test_losses_see_pair_differences_or_both_scores(make_config):
-    batch = (None, GRADES)
+    batch = Batch(torch.empty(len(GRADES)), GRADES)
     pairs = list_pairs(SCORES, GRADES)
     args, _ = _task(make_config, "hinge").loss_inputs(SCORES, batch)
     torch.testing.assert_close(args, (pairs.difference, pairs.order))
@@ -82,7 +83,7 @@ def test_ranknet_is_soft_margin_on_differences(make_config):
     values = []
     for loss in ("bce_with_logits", "soft_margin"):
         task = _task(make_config, loss)
-        args, kwargs = task.loss_inputs(SCORES, (None, GRADES))
+        args, kwargs = task.loss_inputs(SCORES, Batch(torch.empty(len(GRADES)), GRADES))
         values.append(task.loss_fn(*args, **kwargs))
     torch.testing.assert_close(values[0], values[1])
 
@@ -92,7 +93,7 @@ def test_margin_ranking_is_the_hinge_on_differences(make_config):
     values = []
     for loss in ("margin_ranking", "hinge"):
         task = _task(make_config, loss, f"loss.options.margin={0.7}")
-        args, kwargs = task.loss_inputs(SCORES, (None, GRADES))
+        args, kwargs = task.loss_inputs(SCORES, Batch(torch.empty(len(GRADES)), GRADES))
         values.append(task.loss_fn(*args, **kwargs))
     torch.testing.assert_close(values[0], values[1])
 
