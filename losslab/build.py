@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from losslab import catalog
 from losslab.config import ConfigError
-from tasks.base import LossTask
+from tasks.base import TaskCore
 from tasks.binding import IncompatibleData, IncompatibleLoss, compatible_losses
 from tasks.data_info import DataInfo
 
@@ -22,7 +22,7 @@ class Components:
     """The parts of a run, built and checked; no data has been read yet."""
 
     datamodule: L.LightningDataModule
-    task: LossTask
+    task: TaskCore
     #: the names in the run folder path: task, data and loss
     names: dict[str, str]
 
@@ -64,7 +64,7 @@ def build_components(cfg: DictConfig) -> Components:
     names = {
         "task": _choice("task", task_cls.problem_type),
         "data": _choice("data", info.name),
-        "loss": task.binding.name,
+        "loss": task.loss_name,
     }
     return Components(datamodule, task, names)
 
@@ -78,7 +78,7 @@ def _choice(group: str, fallback: str) -> str:
     return fallback
 
 
-def _task_class(cfg: DictConfig) -> type[LossTask]:
+def _task_class(cfg: DictConfig) -> type[TaskCore]:
     target = cfg.task.get("_target_")
     try:
         cls = get_class(target)
@@ -87,8 +87,8 @@ def _task_class(cfg: DictConfig) -> type[LossTask]:
             f"task._target_={target!r} cannot be imported. Valid tasks: "
             f"{', '.join(catalog.group_options('task'))}."
         ) from error
-    if not (isinstance(cls, type) and issubclass(cls, LossTask)):
-        raise ConfigError(f"task._target_={target!r} is not a tasks.LossTask")
+    if not (isinstance(cls, type) and issubclass(cls, TaskCore)):
+        raise ConfigError(f"task._target_={target!r} is not a task (tasks.TaskCore)")
     return cls
 
 

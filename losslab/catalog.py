@@ -15,17 +15,27 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from losslab.config import CONFIG_DIR, config_groups, group_options, hydra_context
-from tasks.base import LossTask
+from tasks.base import TaskCore
 from tasks.binding import compatible_losses
 from tasks.data_info import DataInfo
 
 
-def task_class(name: str) -> type[LossTask]:
-    """The LossTask subclass configured by ``configs/task/<name>.yaml``."""
-    return get_class(OmegaConf.load(CONFIG_DIR / "task" / f"{name}.yaml")["_target_"])
+def task_class(name: str) -> type[TaskCore]:
+    """The TaskCore subclass configured by ``configs/task/<name>.yaml``."""
+    return get_class(OmegaConf.load(CONFIG_DIR / "task" / f"{name}.yaml").task["_target_"])
 
 
-def tasks() -> dict[str, type[LossTask]]:
+def task_defaults(name: str) -> dict[str, str]:
+    """The dataset and loss ``task=<name>`` picks when the command line names none."""
+    defaults = OmegaConf.load(CONFIG_DIR / "task" / f"{name}.yaml").get("defaults", [])
+    picked = {}
+    for entry in defaults:
+        for key, value in entry.items():
+            picked[key.removeprefix("override /")] = value
+    return picked
+
+
+def tasks() -> dict[str, type[TaskCore]]:
     return {name: task_class(name) for name in group_options("task")}
 
 
@@ -45,7 +55,7 @@ def datasets_for(problem_type: str) -> list[str]:
     return [name for name, info in datasets().items() if info.problem_type == problem_type]
 
 
-def losses_by_dataset(task: type[LossTask]) -> dict[str, list[str]]:
+def losses_by_dataset(task: type[TaskCore]) -> dict[str, list[str]]:
     """Dataset name -> the losses ``task`` accepts on it."""
     return {
         name: compatible_losses(task, dataset_info(name))
@@ -59,6 +69,9 @@ def listing() -> str:
     for name, task in tasks().items():
         per_dataset = losses_by_dataset(task)
         lines.append(f"task={name}  ({task.__module__}.{task.__qualname__})")
+        defaults = task_defaults(name)
+        if defaults:
+            lines.append(f"  default: data={defaults.get('data')} loss={defaults.get('loss')}")
         if not per_dataset:
             lines += ["  no dataset config of this problem type yet", ""]
             continue
@@ -78,10 +91,13 @@ def listing() -> str:
     lines += [
         "",
         "Examples:",
-        "  python scripts/train.py                                  # MNIST, cross_entropy",
+        "  python scripts/train.py                                  # Fashion-MNIST classification",
+        "  python scripts/train.py task=multilabel                  # each task has its defaults",
         "  python scripts/train.py task=classification loss=focal data=cifar10 trainer=gpu seed=1",
         "  python scripts/train.py -m loss=cross_entropy,focal,multi_margin seed=0,1,2",
         "  python scripts/train.py task=regression loss=huber data=rotated_fashion_mnist",
+        "  python scripts/train.py task=segmentation loss=dice+cross_entropy   # a sum of losses",
+        "  python scripts/train.py loss=focal+cross_entropy loss.terms.focal.weight=0.5",
     ]
     return "\n".join(lines)
 

@@ -17,8 +17,9 @@ from hydra.errors import CompactHydraException, ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from datamodules import DatasetUnavailableError
+from losslab import loss_terms  # noqa: F401  (registers the loss=<a>+<b> config source)
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = loss_terms.CONFIG_DIR
 
 
 class ConfigError(CompactHydraException, ValueError):
@@ -130,6 +131,17 @@ def _explain_unknown_option(message: str) -> str:
     except (IndexError, ValueError):
         return message
     options = group_options(group)
+    if group == "loss" and loss_terms.SEPARATOR in option:  # a sum: name the unknown parts
+        unknown = [part for part in option.split(loss_terms.SEPARATOR) if part not in options]
+        if unknown:
+            within = f" in loss={option}"
+            option = unknown[0]
+            close = difflib.get_close_matches(option, options, n=3, cutoff=0.5)
+            hint = f"Did you mean {', '.join(close)}? " if close else ""
+            return (
+                f"Unknown loss '{option}'{within}. {hint}Each part of a sum is a loss "
+                f"name: {', '.join(options)}."
+            )
     close = difflib.get_close_matches(option, options, n=3, cutoff=0.5)
     hint = f"Did you mean {', '.join(f'{group}={c}' for c in close)}? " if close else ""
     return f"Unknown {group} '{option}'. {hint}Valid choices for {group}: {', '.join(options)}."

@@ -128,13 +128,18 @@ def _floats(metrics: dict) -> dict[str, float]:
 def _summary(record: dict) -> str:
     monitor = record["monitor"]
     test_key = "test/" + monitor.split("/", 1)[1]
-    reached = record["test"].get(test_key)
     where = Path(record["run_dir"])
     with suppress(ValueError):
         where = where.relative_to(Path.cwd())
     return (
         f"{record['task']}/{record['data']}/{record['loss']} seed {record['seed']}: "
-        f"{test_key} {reached:.4f} ({monitor} {record['val'].get(monitor, float('nan')):.4f}, "
+        f"{test_key} {_figure(record['test'].get(test_key))} "
+        f"({monitor} {_figure(record['val'].get(monitor))}, "
         f"{record['weights']} weights, {record['epochs']} epochs, {record['steps']} steps, "
         f"{record['wall_time_s']:.1f} s) -> {where}"
     )
+
+
+def _figure(value: float | None) -> str:
+    """A metric for the summary line; a task or run that did not log it shows n/a."""
+    return "n/a" if value is None else f"{value:.4f}"

@@ -81,7 +81,6 @@ def build_network(
     if declared is not None and declared != output_kind:
         name = getattr(_target(factory), "__name__", "the network")
         raise IncompatibleModel(
-            f"{name} outputs {DESCRIPTIONS[declared]}; this task needs "
-            f"{DESCRIPTIONS[output_kind]}"
+            f"{name} outputs {DESCRIPTIONS[declared]}; this task needs {DESCRIPTIONS[output_kind]}"
         )
     return factory(input_shape=tuple(input_shape), num_outputs=num_outputs)

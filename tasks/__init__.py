@@ -1,11 +1,11 @@
-"""losslab's tasks: one LightningModule per problem type over the shared :class:`LossTask`.
+"""losslab's tasks: one LightningModule per problem type over the shared :class:`TaskCore`.
 
 Each task feeds any compatible loss of the registry: it turns the network's outputs and
 the dataset's targets into the kinds the loss's spec names (:mod:`tasks.conversions`)
 and refuses, before any data is read, a loss it cannot feed (:mod:`tasks.binding`).
 """
 
-from tasks.base import LossTask
+from tasks.base import SupervisedTask, TaskCore
 from tasks.binding import (
     IncompatibleData,
     IncompatibleLoss,
@@ -26,11 +26,12 @@ __all__ = [
     "IncompatibleData",
     "IncompatibleLoss",
     "LossBinding",
-    "LossTask",
     "MetricLearningTask",
     "MultilabelTask",
     "RankingTask",
     "RegressionTask",
+    "SupervisedTask",
+    "TaskCore",
     "bind_loss",
     "compatible_losses",
 ]

@@ -14,8 +14,8 @@ from torchmetrics.classification import (
 )
 
 import losses
-from tasks.base import Batch, LossTask
-from tasks.binding import keyword_options
+from tasks.base import Batch, SupervisedTask
+from tasks.binding import LossBinding, keyword_options
 from tasks.conversions import CLASSIFIER_INPUTS, CLASSIFIER_TARGETS, ClassifierHead
 from tasks.data_info import DataInfo
 
@@ -41,7 +41,7 @@ def class_weights(counts: Tensor, scheme: str, beta: float = 0.999) -> Tensor:
     return (weights / weights.mean()).float()
 
 
-class ClassificationTask(LossTask):
+class ClassificationTask(SupervisedTask):
     """Predict one of ``num_classes`` classes per image.
 
     The network emits one logit per class, read through softmax for losses with class
@@ -103,13 +103,13 @@ class ClassificationTask(LossTask):
                 f"task.class_weighting={scheme!r} is unknown; choose one of "
                 f"{', '.join(CLASS_WEIGHTINGS)} or null"
             )
-        if "weight" not in keyword_options(self.binding.name):
+        if not any(self._weighted(term.binding) for term in self.terms):
             weighted = [
                 n for n in losses.for_problem("classification") if "weight" in keyword_options(n)
             ]
             raise ValueError(
                 f"task.class_weighting needs a loss with a 'weight' option; "
-                f"{self.binding.name!r} has none. Losses that take one: {', '.join(weighted)}"
+                f"{self.loss_name!r} has none. Losses that take one: {', '.join(weighted)}"
             )
         if self.head.width != self.data_info.num_classes:
             raise ValueError(
@@ -122,10 +122,17 @@ class ClassificationTask(LossTask):
 
     @property
     def head(self) -> ClassifierHead:
-        return ClassifierHead.for_target(self.binding.kinds.target, self.data_info.num_classes)
+        """How the network's outputs are read for the metrics: the first term's head."""
+        return self.head_for(self.binding)
 
-    def output_width(self) -> int:
-        return self.head.width
+    def head_for(self, binding: LossBinding) -> ClassifierHead:
+        return ClassifierHead.for_target(binding.kinds.target, self.data_info.num_classes)
+
+    def output_width(self, binding: LossBinding) -> int:
+        return self.head_for(binding).width
+
+    def _weighted(self, binding: LossBinding) -> bool:
+        return self.class_weighting is not None and "weight" in keyword_options(binding.name)
 
     def setup(self, stage: str) -> None:
         if self.class_weighting is not None and stage == "fit":
@@ -133,13 +140,14 @@ class ClassificationTask(LossTask):
             weights = class_weights(counts, self.class_weighting, self.effective_number_beta)
             self.class_weights.copy_(weights)
 
-    def loss_inputs(self, outputs: Tensor, batch: Batch) -> tuple[tuple, dict]:
-        head, kinds = self.head, self.binding.kinds
-        target = CLASSIFIER_TARGETS[kinds.target](
-            self.split_batch(batch)[1], head, self.label_smoothing
-        )
+    def loss_inputs(
+        self, outputs: Tensor, batch: Batch, binding: LossBinding | None = None
+    ) -> tuple[tuple, dict]:
+        binding = binding or self.binding
+        head, kinds = self.head_for(binding), binding.kinds
+        target = CLASSIFIER_TARGETS[kinds.target](batch.targets, head, self.label_smoothing)
         inputs = CLASSIFIER_INPUTS[kinds.input](outputs, head)
-        kwargs = {"weight": self.class_weights} if self.class_weighting is not None else {}
+        kwargs = {"weight": self.class_weights} if self._weighted(binding) else {}
         return (inputs, target), kwargs
 
     def predictions(self, outputs: Tensor) -> Tensor:

@@ -59,12 +59,25 @@ class ClassifierHead:
         return p / p.sum(dim=1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
 
 
+# Probabilities are taken in float32 whatever the network's precision: in bfloat16 a
+# sigmoid of |z| > ~5.5 rounds to exactly 0 or 1, so a confidently wrong sample would
+# get a clamped loss and a gradient of exactly zero.
+
+
+def float32_softmax(z: Tensor, dim: int = 1) -> Tensor:
+    return z.float().softmax(dim=dim)
+
+
+def float32_sigmoid(z: Tensor) -> Tensor:
+    return z.float().sigmoid()
+
+
 def _probabilities(z: Tensor, head: ClassifierHead) -> Tensor:
-    return z.softmax(dim=1) if head.link == "softmax" else z.sigmoid()
+    return float32_softmax(z) if head.link == "softmax" else float32_sigmoid(z)
 
 
 def _log_probabilities(z: Tensor, head: ClassifierHead) -> Tensor:
-    return z.log_softmax(dim=1) if head.link == "softmax" else F.logsigmoid(z)
+    return z.float().log_softmax(dim=1) if head.link == "softmax" else F.logsigmoid(z.float())
 
 
 #: input kind -> f(z, head): what the loss's first argument is made of

@@ -19,10 +19,16 @@ class DataInfo:
     target_kind: str
     num_classes: int | None = None
     class_names: tuple[str, ...] | None = None
+    #: the target value that marks pixels or items to leave out of losses and metrics
+    #: (segmentation's void border, 255 in Pascal VOC)
+    ignore_index: int | None = None
+    #: the symbols of label sequences, index 0 the CTC blank (speech)
+    vocabulary: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, datamodule: object) -> DataInfo:
         names = getattr(datamodule, "class_names", None)
+        vocabulary = getattr(datamodule, "vocabulary", None)
         return cls(
             name=datamodule.name,
             problem_type=datamodule.problem_type,
@@ -30,4 +36,6 @@ class DataInfo:
             target_kind=datamodule.target_kind,
             num_classes=getattr(datamodule, "num_classes", None),
             class_names=tuple(names) if names is not None else None,
+            ignore_index=getattr(datamodule, "ignore_index", None),
+            vocabulary=tuple(vocabulary) if vocabulary is not None else None,
         )

@@ -40,38 +40,13 @@ from torchmetrics import MetricCollection
 import losses
 from losses.distances import pnorm_matrix
 from losses.miners import upper_pairs
-from tasks.base import Batch, LossTask
-from tasks.binding import (
-    IncompatibleData,
-    IncompatibleLoss,
-    LossBinding,
-    bind_loss,
-    keyword_options,
-)
+from tasks.base import Batch, SupervisedTask
+from tasks.binding import IncompatibleData, LossBinding
 from tasks.data_info import DataInfo
 from tasks.embedding_metrics import RetrievalMetrics
 
 #: input kinds the task produces -> the target kinds it can pair them with
 PRODUCIBLE = {"embeddings": ("class_labels", "signs"), "distances": ("signs",)}
-#: mining used when a loss that can mine is configured with mining=None and would then
-#: need explicit tuples the task does not form (triplet): batch hard (Hermans et al. 2017)
-DEFAULT_MINING = "hard"
-#: the geometry each loss trains; retrieval ranks with the same one. With normalised
-#: embeddings (the default) both give the same ranking.
-SIMILARITY = {
-    "triplet": "euclidean",
-    "contrastive": "euclidean",
-    "hinge_embedding": "euclidean",
-    "cosine_embedding": "cosine",
-    "supcon": "cosine",
-    "info_nce": "cosine",
-}
-#: why a loss the task could in principle serve is refused
-REFUSALS = {
-    "info_nce": "it contrasts two augmented views of each image (query, key) and this "
-    "task feeds one view per image, so there is no key; use supcon, its supervised "
-    "single-view counterpart",
-}
 
 
 def gather_from_ranks(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -109,7 +84,7 @@ def batch_loss_arguments(
     return embeddings[i], embeddings[j], signs
 
 
-class MetricLearningTask(LossTask):
+class MetricLearningTask(SupervisedTask):
     """Learn an embedding whose nearest neighbours share the query's class.
 
     Metrics (on the evaluation classes): Precision@1, R-precision and MAP@R, as in
@@ -128,6 +103,9 @@ class MetricLearningTask(LossTask):
     """
 
     problem_type: ClassVar[str] = "metric_learning"
+    #: a loss that can mine, configured with mining=None, would need explicit tuples the
+    #: task does not form (triplet): it mines batch hard instead (Hermans et al. 2017)
+    fallback_modes: ClassVar[Mapping[str, str]] = {"mining": "hard"}
 
     def __init__(
         self,
@@ -151,44 +129,15 @@ class MetricLearningTask(LossTask):
     # -- compatibility -----------------------------------------------------------------
 
     @classmethod
-    def bind(cls, loss_name: str, options: Mapping | None, data: DataInfo) -> LossBinding:
-        """As :meth:`LossTask.bind`, with the mining of triplet-like losses settled first.
-
-        A loss whose modes are chosen by ``mining`` (triplet, contrastive) is bound under
-        that option: ``mode`` is taken as its synonym and never reaches the loss, which
-        has no such option. Triplet with ``mining=None`` would need explicit
-        (anchor, positive, negative) triplets; it gets :data:`DEFAULT_MINING` instead.
-        """
-        cls.check_data(data)
-        spec = losses.spec(loss_name)
-        if spec.name in REFUSALS:
-            raise IncompatibleLoss(f"loss {spec.name!r}: {REFUSALS[spec.name]}")
-        options = dict(options or {})
-        if spec.modes and spec.mode_option != "mode":
-            chosen = options.pop("mode", None)
-            if options.get(spec.mode_option) is None:
-                options[spec.mode_option] = chosen
-            if spec.kinds_for(options).target == "none" and DEFAULT_MINING in spec.modes:
-                options[spec.mode_option] = DEFAULT_MINING
-        binding = bind_loss(cls, loss_name, options, data)
-        if "mode" not in keyword_options(binding.name):
-            # bind_loss records the mode it picked under "mode"; here "mining" decides
-            binding = LossBinding(
-                binding.name,
-                {k: v for k, v in binding.options.items() if k != "mode"},
-                binding.kinds,
-                binding.extra_args,
-            )
-        return binding
-
-    @classmethod
     def unsupported(cls, kinds: losses.Kinds, extra_args, data: DataInfo) -> str:
         if kinds.input not in PRODUCIBLE:
             return f"an embedding network cannot produce {kinds.input} inputs"
         if kinds.target == "none" and kinds.input == "embeddings":
             return (
-                "it needs explicit tuples or a second view of each image, which this task "
-                "does not form (for triplet, set loss.options.mining=hard, all or semihard)"
+                "it needs explicit tuples or a second view of each image (info_nce contrasts "
+                "two augmented views), and this task feeds one view per image with class "
+                "labels; for triplet set loss.options.mining=hard, all or semihard, and "
+                "supcon is info_nce's supervised single-view counterpart"
             )
         if kinds.target not in PRODUCIBLE[kinds.input]:
             return f"{kinds.input} go with {' or '.join(PRODUCIBLE[kinds.input])} targets here"
@@ -211,28 +160,38 @@ class MetricLearningTask(LossTask):
 
     # -- hooks -------------------------------------------------------------------------
 
-    def output_width(self) -> int:
+    def output_width(self, binding: LossBinding) -> int:
         return self.embedding_dim
 
     @property
     def similarity(self) -> str:
-        return self._similarity or SIMILARITY.get(self.binding.name, "cosine")
+        # retrieval ranks with the geometry the loss trains; with normalised embeddings
+        # (the default) euclidean and cosine give the same ranking
+        return (
+            self._similarity
+            or getattr(losses.spec(self.binding.name), "geometry", None)
+            or "cosine"
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         embeddings = self.net(x)
         return F.normalize(embeddings, dim=1) if self.normalize_embeddings else embeddings
 
-    def loss_inputs(self, outputs: Tensor, batch: Batch) -> tuple[tuple, dict]:
+    def loss_inputs(
+        self, outputs: Tensor, batch: Batch, binding: LossBinding | None = None
+    ) -> tuple[tuple, dict]:
         labels = batch.targets
         if self.training and self.gather_across_ranks:
             outputs, labels = gather_from_ranks(outputs, labels)
-        return batch_loss_arguments(outputs, labels, self.binding.kinds), {}
+        return batch_loss_arguments(outputs, labels, (binding or self.binding).kinds), {}
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
             # the options the loss runs with, mining included when the task chose it
             # (the run's config.yaml keeps what was asked for)
-            rank_zero_info(f"loss {self.binding.name} with options {self.binding.options}")
+            for term in self.terms:
+                binding = term.binding
+                rank_zero_info(f"loss {binding.name} with options {binding.options}")
 
     def predictions(self, outputs: Tensor) -> Tensor:
         return outputs
@@ -243,9 +202,9 @@ class MetricLearningTask(LossTask):
     # -- evaluation: embeddings collected per batch, ranked at the epoch's end ---------
 
     def _evaluate(self, batch: Batch, split: str, metrics: MetricCollection) -> None:
-        outputs, loss = self._step(batch)
+        outputs, loss, parts = self._step(batch)
         metrics.update(self.predictions(outputs), batch.targets)
-        self.log(f"{split}/loss", loss, batch_size=len(batch.targets), sync_dist=True)
+        self.log_loss(split, loss, parts, len(batch), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_retrieval(self.val_metrics, prog_bar=True)

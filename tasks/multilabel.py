@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,8 +15,9 @@ from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1
 from torchmetrics.utilities import dim_zero_cat
 
 import losses
-from tasks.base import Batch, LossTask
+from tasks.base import Batch, SupervisedTask
 from tasks.binding import LossBinding
+from tasks.conversions import float32_sigmoid
 from tasks.data_info import DataInfo
 
 #: input kind -> f(raw outputs z (N, C)): the loss's first argument. The network emits
@@ -25,7 +25,7 @@ from tasks.data_info import DataInfo
 MULTILABEL_INPUTS = {
     "logits": lambda z: z,
     "scores": lambda z: z,
-    "probabilities": lambda z: z.sigmoid(),
+    "probabilities": float32_sigmoid,
 }
 
 #: target kind -> f(multi-hot y (N, C) float in {0, 1}): the loss's target argument
@@ -65,7 +65,7 @@ class ClassAveragePrecision(MultilabelAveragePrecision):
         return self.per_class.nanmean()
 
 
-class MultilabelTask(LossTask):
+class MultilabelTask(SupervisedTask):
     """Predict the set of classes present in an image (Pascal VOC, digit canvases).
 
     The network emits one score per class. Losses on logits (bce_with_logits,
@@ -101,16 +101,6 @@ class MultilabelTask(LossTask):
     # -- compatibility -----------------------------------------------------------------
 
     @classmethod
-    def bind(cls, loss_name: str, options: Mapping | None, data: DataInfo) -> LossBinding:
-        # Overlap losses (dice, jaccard) have a binary and a multilabel mode with the same
-        # kinds; the generic mode pick would take whichever comes first, so name ours.
-        spec = losses.spec(loss_name)
-        options = dict(options or {})
-        if cls.problem_type in spec.modes and options.get(spec.mode_option) is None:
-            options[spec.mode_option] = cls.problem_type
-        return super().bind(loss_name, options, data)
-
-    @classmethod
     def unsupported(cls, kinds: losses.Kinds, extra_args, data: DataInfo) -> str:
         if kinds.input not in MULTILABEL_INPUTS:
             return (
@@ -132,18 +122,20 @@ class MultilabelTask(LossTask):
 
     # -- hooks -------------------------------------------------------------------------
 
-    def output_width(self) -> int:
+    def output_width(self, binding: LossBinding) -> int:
         return self.data_info.num_classes
 
-    def loss_inputs(self, outputs: Tensor, batch: Batch) -> tuple[tuple, dict]:
-        kinds = self.binding.kinds
+    def loss_inputs(
+        self, outputs: Tensor, batch: Batch, binding: LossBinding | None = None
+    ) -> tuple[tuple, dict]:
+        kinds = (binding or self.binding).kinds
         target = MULTILABEL_TARGETS[kinds.target](batch.targets.to(outputs.dtype))
         return (MULTILABEL_INPUTS[kinds.input](outputs), target), {}
 
     def predictions(self, outputs: Tensor) -> Tensor:
         # An explicit sigmoid: torchmetrics applies one by itself only when some value
         # falls outside [0, 1], so a batch of small raw scores would be misread.
-        return outputs.float().sigmoid()
+        return float32_sigmoid(outputs)
 
     def metric_targets(self, batch: Batch) -> Tensor:
         return batch.targets.long()
@@ -171,7 +163,7 @@ class MultilabelTask(LossTask):
         mean_ap = float(metric.compute())
         if self.trainer.is_global_zero:
             report = per_class_report(
-                metric.per_class, metric.positives, self.data_info, self.binding.name, mean_ap
+                metric.per_class, metric.positives, self.data_info, self.loss_name, mean_ap
             )
             folder = Path(self.trainer.default_root_dir)
             folder.mkdir(parents=True, exist_ok=True)

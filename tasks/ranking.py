@@ -17,7 +17,7 @@ Metrics (:mod:`tasks.ranking_metrics`): NDCG over the full list and at the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,22 +26,13 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 
 import losses
-from tasks.base import Batch, LossTask
-from tasks.binding import (
-    IncompatibleData,
-    IncompatibleLoss,
-    LossBinding,
-    extra_arguments,
-)
+from tasks.base import Batch, SupervisedTask
+from tasks.binding import IncompatibleData, LossBinding
 from tasks.data_info import DataInfo
 from tasks.ranking_metrics import ListMRR, ListNDCG, PairwiseAccuracy
 
 #: the target kind of a ranking dataset (datamodules.ranking): int64 grades (B, L)
 RELEVANCE_TARGET = "relevance"
-
-#: losses the registry files under other problem types that this task feeds on pair
-#: score differences: bce_with_logits on them is RankNet's loss
-PAIRWISE_LOSSES_FROM_ELSEWHERE = ("bce_with_logits",)
 
 
 @dataclass(frozen=True)
@@ -82,7 +73,7 @@ PAIR_FORMS: dict[tuple[str, ...], Callable[[Pairs], tuple[Tensor, ...]]] = {
 }
 
 
-class RankingTask(LossTask):
+class RankingTask(SupervisedTask):
     """Rank the images of each query list by a score per image, from pairwise losses.
 
     Args:
@@ -102,12 +93,11 @@ class RankingTask(LossTask):
         monitor_mode: str = "max",
         **common,
     ):
-        # set before the base's constructor, which calls make_metrics
+        super().__init__(monitor=monitor, monitor_mode=monitor_mode, **common)
         self.ndcg_cutoffs = tuple(int(k) for k in ndcg_cutoffs)
         if any(k < 1 for k in self.ndcg_cutoffs):
             raise ValueError(f"task.ndcg_cutoffs must be positive, got {list(ndcg_cutoffs)}")
         self.mrr_min_grade = mrr_min_grade
-        super().__init__(monitor=monitor, monitor_mode=monitor_mode, **common)
 
     # -- compatibility -----------------------------------------------------------------
 
@@ -119,39 +109,6 @@ class RankingTask(LossTask):
                 f"dataset {data.name!r} has {data.target_kind} targets; task 'ranking' "
                 f"needs graded relevance lists"
             )
-
-    @classmethod
-    def bind(cls, loss_name: str, options: Mapping | None, data: DataInfo) -> LossBinding:
-        """As :meth:`LossTask.bind`, also for :data:`PAIRWISE_LOSSES_FROM_ELSEWHERE`."""
-        spec = losses.spec(loss_name)
-        if spec.name in PAIRWISE_LOSSES_FROM_ELSEWHERE and cls.problem_type not in (
-            spec.problem_types
-        ):
-            return cls._bind_from_elsewhere(spec, options, data)
-        try:
-            return super().bind(loss_name, options, data)
-        except IncompatibleLoss as error:
-            raise IncompatibleLoss(f"{error}{cls._also_accepted()}") from error
-
-    @classmethod
-    def _bind_from_elsewhere(
-        cls, spec: losses.LossSpec, options: Mapping | None, data: DataInfo
-    ) -> LossBinding:
-        """:func:`~tasks.binding.bind_loss` without its problem-type check."""
-        cls.check_data(data)
-        options = dict(options or {})
-        kinds, extra = spec.kinds_for(options), extra_arguments(spec.name)
-        reason = cls.unsupported(kinds, extra, data)
-        if reason:
-            raise IncompatibleLoss(f"loss {spec.name!r}: {reason}")
-        return LossBinding(spec.name, options, kinds, extra)
-
-    @classmethod
-    def _also_accepted(cls) -> str:
-        """The losses the registry does not list under ranking that this task accepts."""
-        listed = losses.for_problem(cls.problem_type)
-        extra = [name for name in PAIRWISE_LOSSES_FROM_ELSEWHERE if name not in listed]
-        return f" (the ranking task also accepts {', '.join(extra)})" if extra else ""
 
     @classmethod
     def unsupported(cls, kinds: losses.Kinds, extra_args, data: DataInfo) -> str:
@@ -169,7 +126,7 @@ class RankingTask(LossTask):
 
     # -- hooks -------------------------------------------------------------------------
 
-    def output_width(self) -> int:
+    def output_width(self, binding: LossBinding) -> int:
         return 1
 
     def forward(self, x: Tensor) -> Tensor:
@@ -177,11 +134,14 @@ class RankingTask(LossTask):
         lists, length = x.shape[:2]
         return self.net(x.flatten(0, 1)).view(lists, length)
 
-    def loss_inputs(self, outputs: Tensor, batch: Batch) -> tuple[tuple, dict]:
+    def loss_inputs(
+        self, outputs: Tensor, batch: Batch, binding: LossBinding | None = None
+    ) -> tuple[tuple, dict]:
+        binding = binding or self.binding
         # float32 before differencing: bf16 scores would lose the small gaps
         pairs = list_pairs(outputs.float(), batch.targets)
-        inputs = PAIR_FORMS[self.binding.extra_args](pairs)
-        return (*inputs, PAIR_TARGETS[self.binding.kinds.target](pairs.order)), {}
+        inputs = PAIR_FORMS[binding.extra_args](pairs)
+        return (*inputs, PAIR_TARGETS[binding.kinds.target](pairs.order)), {}
 
     def predictions(self, outputs: Tensor) -> Tensor:
         return outputs.float()

@@ -9,7 +9,8 @@ from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 import losses
-from tasks.base import Batch, LossTask
+from tasks.base import Batch, SupervisedTask
+from tasks.binding import LossBinding
 from tasks.conversions import (
     REGRESSION_EXTRAS,
     REGRESSION_PREDICTIONS,
@@ -26,10 +27,10 @@ def training_targets(datamodule) -> Tensor:
     if splits and "train" in splits:
         return splits["train"][1]
     # any other datamodule: read the targets off a full pass of its training loader
-    return torch.cat([b.targets for b in datamodule.train_dataloader()])
+    return torch.cat([batch.targets for batch in datamodule.train_dataloader()])
 
 
-class RegressionTask(LossTask):
+class RegressionTask(SupervisedTask):
     """Predict one value per image; metrics MAE, RMSE and R² in the dataset's units.
 
     With ``standardize_targets`` (default) the loss sees targets standardised with the
@@ -80,21 +81,27 @@ class RegressionTask(LossTask):
 
     @property
     def head(self) -> RegressionHead:
-        return RegressionHead(self.binding.kinds.input, self.binding.extra_args)
+        """How the network's outputs are read for the metrics: the first term's head."""
+        return self.head_for(self.binding)
 
-    def output_width(self) -> int:
-        return self.head.width
+    @staticmethod
+    def head_for(binding: LossBinding) -> RegressionHead:
+        return RegressionHead(binding.kinds.input, binding.extra_args)
+
+    def output_width(self, binding: LossBinding) -> int:
+        return self.head_for(binding).width
 
     def setup(self, stage: str) -> None:
         # a resumed run or an evaluation restores the scaler from the checkpoint
         if stage == "fit" and self.standardize_targets:
             self.scaler.fit(training_targets(self.trainer.datamodule))
 
-    def loss_inputs(self, outputs: Tensor, batch: Batch) -> tuple[tuple, dict]:
-        head = self.head
-        target = REGRESSION_TARGETS[self.binding.kinds.target](
-            self.split_batch(batch)[1], self.scaler
-        )
+    def loss_inputs(
+        self, outputs: Tensor, batch: Batch, binding: LossBinding | None = None
+    ) -> tuple[tuple, dict]:
+        binding = binding or self.binding
+        head = self.head_for(binding)
+        target = REGRESSION_TARGETS[binding.kinds.target](batch.targets, self.scaler)
         return (head.loss_input(outputs), target, *head.extra(outputs)), {}
 
     def predictions(self, outputs: Tensor) -> Tensor:
