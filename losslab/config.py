@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -17,7 +16,7 @@ from hydra.errors import CompactHydraException, ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from datamodules import DatasetUnavailableError
-from losslab import loss_terms  # noqa: F401  (registers the loss=<a>+<b> config source)
+from losslab import loss_terms
 
 CONFIG_DIR = loss_terms.CONFIG_DIR
 

@@ -64,7 +64,7 @@ def test_a_batch_is_read_by_name_only():
     with pytest.raises(TypeError):
         _x, _y = batch
     with pytest.raises(TypeError):
-        batch[1]  # noqa: B018
+        batch[1]
 
 
 def test_a_batch_with_parts_of_different_lengths_is_refused():

@@ -14,7 +14,6 @@ from datamodules.batch import Batch
 from losslab.build import build_components
 from losslab.config import ConfigError, compose
 from losslab.train import train
-from models.cnn import CompactCNN
 from tasks.data_info import DataInfo
 from tasks.pictures import class_palette, segmentation_panel
 from tasks.segmentation import SegmentationScores, SegmentationTask
@@ -103,7 +102,7 @@ def test_scores_match_a_per_class_count():
 
 def test_scores_refuse_a_label_outside_the_classes():
     metric = SegmentationScores(3, ignore_index=VOID)
-    with pytest.raises(ValueError, match="class 7, outside 0..2"):
+    with pytest.raises(ValueError, match=r"class 7, outside 0\.\.2"):
         metric.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.full((1, 2, 2), 7))
 
 
