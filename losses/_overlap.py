@@ -29,6 +29,8 @@ import torch
 from torch import Tensor
 
 from losses.checks import (
+    Integer,
+    Real,
     check_bool_option,
     check_choice_option,
     check_class_indices,
@@ -44,6 +46,7 @@ from losses.checks import (
     reduce,
     should_check_values,
 )
+from losses.precision import float32_compute, no_autocast
 from losses.registry import Kinds
 
 MODES = ("multiclass", "binary", "multilabel")
@@ -61,6 +64,13 @@ CONSUMES = {
     "target_kind": "class_indices",
     "modes": MODE_KINDS,
     "default_mode": "multiclass",
+}
+
+#: Value rules of the options the overlap losses share (the mode rule comes from ``modes``).
+OPTION_RULES = {
+    "smooth": Real(low=0.0, finite=True),
+    "eps": Real(low=0.0, low_open=True, finite=True),
+    "ignore_index": Integer(optional=True),
 }
 
 #: The input and target layouts, for docstrings and error messages.
@@ -191,8 +201,7 @@ def overlap_stats(
             kept = target if ignore_index is None else target[target != ignore_index]
             check_in_set(loss, "target", kept, (0.0, 1.0), check_values)
 
-    dtype = torch.promote_types(input.dtype, torch.float32)
-    with torch.autocast(device_type=input.device.type, enabled=False):
+    with float32_compute(input) as dtype:
         x = x.to(dtype)
         if mode == "multiclass":
             prob = torch.softmax(x, dim=1) if from_logits else x
@@ -262,7 +271,7 @@ def overlap_loss(
         check_values=check_values,
     )
     ids = _check_classes(loss, classes, stats.tp.shape[-1])
-    with torch.autocast(device_type=stats.tp.device.type, enabled=False):
+    with no_autocast(stats.tp.device):
         value = per_class(stats)
         value = value * (stats.support > 0).to(value.dtype)
         if ids is not None:

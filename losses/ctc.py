@@ -10,6 +10,7 @@ from torch import Tensor
 
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Integer,
     check_bool_option,
     check_finite,
     check_float,
@@ -22,6 +23,7 @@ from losses.checks import (
     reduce,
     should_check_values,
 )
+from losses.precision import float32_compute
 from losses.registry import LossSpec, register
 
 NAME = "ctc"
@@ -168,8 +170,7 @@ def ctc_loss(
             return log_probs.sum(dim=(0, 2)) * 0.0
         return graph_zero(log_probs)
 
-    dtype = torch.promote_types(log_probs.dtype, torch.float32)
-    with torch.autocast(device_type=log_probs.device.type, enabled=False):
+    with float32_compute(log_probs) as dtype:
         normalised = log_probs.to(dtype).log_softmax(-1)
         per_sample = F.ctc_loss(
             normalised,
@@ -199,6 +200,7 @@ register(
         function=ctc_loss,
         aliases=("connectionist_temporal_classification",),
         problem_types=("ctc",),
+        option_rules={"blank": Integer(low=0)},
         input_kind="log_probabilities",
         target_kind="label_sequences",
         summary=(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._overlap import CONSUMES, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OPTION_RULES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
 from losses.registry import LossSpec, register
 
@@ -120,6 +120,7 @@ register(
         function=dice_loss,
         aliases=("soft_dice", "dice_loss"),
         problem_types=("segmentation", "multilabel"),
+        option_rules=OPTION_RULES,
         **CONSUMES,
         summary=(
             "One minus the soft Dice coefficient (2|P∩T| / (|P|+|T|)) per class, from "

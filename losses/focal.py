@@ -15,13 +15,13 @@ from losses._classification import (
     check_dense_class_layout,
     check_index_target,
     check_probabilities,
-    compute_dtype,
-    no_autocast,
     safe_indices,
     to_dtype,
 )
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Integer,
+    Real,
     check_choice_option,
     check_finite,
     check_float,
@@ -35,6 +35,7 @@ from losses.checks import (
     reduce,
     weighted_mean,
 )
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import Kinds, LossSpec, register
 
 NAME = "focal"
@@ -231,6 +232,7 @@ register(
             "softmax_focal": {"mode": "multiclass"},
         },
         problem_types=("classification", "multilabel", "detection", "segmentation"),
+        option_rules={"gamma": Real(low=0.0), "ignore_index": Integer()},
         input_kind="logits",
         target_kind="binary",
         modes={

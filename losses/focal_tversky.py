@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from losses._overlap import CONSUMES, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OPTION_RULES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option
+from losses.checks import Real, check_real_option
 from losses.registry import LossSpec, register
 from losses.tversky import tversky_index
 
@@ -143,6 +143,12 @@ register(
         function=focal_tversky_loss,
         aliases=("focal_tversky_loss", "ftl"),
         problem_types=("segmentation",),
+        option_rules={
+            **OPTION_RULES,
+            "alpha": Real(low=0.0, finite=True),
+            "beta": Real(low=0.0, finite=True),
+            "gamma": Real(low=0.0, low_open=True, finite=True),
+        },
         **CONSUMES,
         summary=(
             "Tversky loss of each class raised to a power gamma before averaging over "

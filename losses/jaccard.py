@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._overlap import CONSUMES, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OPTION_RULES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
 from losses.registry import LossSpec, register
 
@@ -118,6 +118,7 @@ register(
         function=jaccard_loss,
         aliases=("soft_jaccard", "soft_iou", "mask_iou"),
         problem_types=("segmentation", "multilabel"),
+        option_rules=OPTION_RULES,
         **CONSUMES,
         summary=(
             "One minus the soft Jaccard index |P∩T| / |P∪T| of predicted and target masks "

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._overlap import CONSUMES, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OPTION_RULES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option
+from losses.checks import Real, check_real_option
 from losses.registry import LossSpec, register
 
 NAME = "tversky"
@@ -128,6 +128,11 @@ register(
         function=tversky_loss,
         aliases=("tversky_loss",),
         problem_types=("segmentation",),
+        option_rules={
+            **OPTION_RULES,
+            "alpha": Real(low=0.0, finite=True),
+            "beta": Real(low=0.0, finite=True),
+        },
         **CONSUMES,
         summary=(
             "One minus the soft Tversky index per class: an overlap score whose alpha and "
