@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -237,8 +237,48 @@ class Integer:
         return bad
 
 
+@dataclass(frozen=True)
+class Custom:
+    """A rule with its own validator ``validate(loss, name, value)`` (raising on bad values)."""
+
+    validate: Callable[[str, str, object], None]
+    #: values the validator refuses (for the registry-wide test)
+    bad: tuple = ()
+
+    def check(self, loss: str, name: str, value: object) -> None:
+        self.validate(loss, name, value)
+
+    def invalid(self) -> list[object]:
+        return list(self.bad)
+
+
+def check_class_list(loss: str, name: str, value: object, *, optional: bool = False) -> None:
+    """A class id or a non-empty list of distinct class ids >= 0 (``None`` when optional).
+
+    The upper bound (the number of classes) is only known from the input, at the call.
+    """
+    if optional and value is None:
+        return
+    ids = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    ok = (
+        isinstance(ids, Sequence)
+        and not isinstance(ids, str)
+        and len(ids) > 0
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ids)
+    )
+    if not ok:
+        raise fail(loss, f"option {name} must be a non-empty list of class ids, got {value!r}")
+    if len(set(ids)) != len(ids):
+        raise fail(loss, f"option {name} lists a class twice: {list(ids)!r}")
+
+
+def check_optional_class_list(loss: str, name: str, value: object) -> None:
+    """:func:`check_class_list` that also takes ``None`` (every class)."""
+    check_class_list(loss, name, value, optional=True)
+
+
 #: A declared rule for one option.
-OptionRule = Real | Choice | Reduction | Flag | Integer
+OptionRule = Real | Choice | Reduction | Flag | Integer | Custom
 
 
 # Tensors ------------------------------------------------------------------------------

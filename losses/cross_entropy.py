@@ -181,7 +181,10 @@ register(
             "is dim 1, not the last one: transpose (N, L, C) sequence logits. With weight, "
             "the mean divides by the summed weights of the targets, not by N. Integer "
             "targets are indices and floating-point targets are distributions, so a float "
-            "tensor of class ids fails the shape check."
+            "tensor of class ids fails the shape check. Void pixels: the default "
+            "ignore_index is -100 (torch's); VOC-style masks need ignore_index=255. Absent "
+            "classes have no term of their own (the loss is per pixel): they only enter "
+            "through the softmax normaliser."
         ),
     )
 )

@@ -172,7 +172,9 @@ register(
             "4/3; alpha weighs false positives as in tversky, so the paper's alpha=0.7 (on "
             "false negatives) is beta=0.7 here; gamma < 1 gives very steep gradients near "
             "a perfect class, gamma > 1 flattens them; the power acts per class, unlike "
-            "smp's TverskyLoss(gamma), which raises the class mean."
+            "smp's TverskyLoss(gamma), which raises the class mean. Absent classes: a "
+            "class with no target pixels in the batch (in the image with per_image) "
+            "contributes 0 but counts in the mean (it is not skipped)."
         ),
     )
 )

@@ -138,7 +138,8 @@ register(
         ),
         pitfalls=(
             "Penalises a given error more than dice at low overlap (J = D / (2 - D)); "
-            "classes absent from the targets contribute 0 but count in the mean; this is "
+            "absent classes: a class with no target pixels in the batch (in the image with "
+            "per_image) contributes 0 but counts in the mean (it is not skipped); this is "
             "the mask IoU, not the box IoU (use iou for boxes)."
         ),
     )

@@ -115,6 +115,9 @@ register(
         "batch at once.",
         pitfalls="Needs several samples per class in a batch (anchors without a positive "
         "are skipped); sensitive to temperature (small values sharpen and can "
-        "destabilise); benefits from large batches and strong augmentation.",
+        "destabilise); benefits from large batches and strong augmentation. A batch with "
+        "no negative pair (one label only) still gives log-style values, -mean_p log "
+        "softmax over the positives, at least log(N - 1), where pytorch-metric-learning's "
+        "SupConLoss returns 0 there.",
     )
 )
