@@ -2,15 +2,12 @@
 
 The classification losses share a handful of input layouts (scores with the class
 dimension second, class-index targets, probability targets), per-class weight vectors
-that may arrive from a config as plain lists, and one precision rule: half-precision
-inputs (float16, bfloat16) are computed in float32 with autocast switched off, while
-float32 and float64 inputs keep their dtype, so results match torch exactly there and
-gradcheck still runs in float64.
+that may arrive from a config as plain lists. Precision follows the package rule of
+:mod:`losses.precision`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -26,31 +23,12 @@ from losses.checks import (
     weighted_mean,
 )
 
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def compute_dtype(*tensors: Tensor) -> torch.dtype:
-    """float64 if any floating tensor is float64, else float32 (half precision is upcast)."""
-    dtype = torch.float32
-    for t in tensors:
-        if isinstance(t, Tensor) and t.is_floating_point():
-            dtype = torch.promote_types(dtype, t.dtype)
-    return dtype
-
 
 def to_dtype(tensor: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     """Cast a floating tensor (no-op when it already has ``dtype``); keep ``None``."""
     if tensor is None or tensor.dtype == dtype:
         return tensor
     return tensor.to(dtype)
-
-
-def no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Switch autocast off for the device type of ``device`` (no-op where unsupported)."""
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except (RuntimeError, ValueError):  # device types autocast does not know
-        return contextlib.nullcontext()
 
 
 def as_option_tensor(

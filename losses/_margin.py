@@ -1,19 +1,14 @@
-"""Validation and precision helpers shared by the margin and metric-learning losses.
+"""Validation helpers shared by the margin and metric-learning losses.
 
 Registers nothing. Tensor checks (and the option checks, in its options section) go
 through :mod:`losses.checks`, so value checks honour ``check_values`` and the global switch
 and never force a host-device synchronisation on accelerators unless switched on.
 
-Precision rule for the embedding losses: half-precision inputs (float16, bfloat16) are
-computed in float32 with autocast switched off; float32 and float64 keep their dtype, so
-results equal torch's there and gradcheck still runs in float64.
+Precision follows the package rule of :mod:`losses.precision`.
 """
 
 from __future__ import annotations
 
-import contextlib
-
-import torch
 from torch import Tensor
 
 from losses.checks import (
@@ -26,23 +21,6 @@ from losses.checks import (
     check_tensor,
     fail,
 )
-
-
-def compute_dtype(*tensors: Tensor) -> torch.dtype:
-    """float64 if any floating tensor is float64, else float32 (half precision upcast)."""
-    dtype = torch.float32
-    for t in tensors:
-        if t.is_floating_point():
-            dtype = torch.promote_types(dtype, t.dtype)
-    return dtype
-
-
-def no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Switch autocast off for ``device``'s type (no-op where autocast does not apply)."""
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except (RuntimeError, ValueError):
-        return contextlib.nullcontext()
 
 
 def check_sign_target(

@@ -29,6 +29,9 @@ import torch
 from torch import Tensor
 
 from losses.checks import (
+    Custom,
+    Integer,
+    Real,
     check_bool_option,
     check_choice_option,
     check_class_indices,
@@ -36,6 +39,7 @@ from losses.checks import (
     check_float,
     check_in_set,
     check_int_option,
+    check_optional_class_list,
     check_range,
     check_real_option,
     check_reduction,
@@ -44,6 +48,7 @@ from losses.checks import (
     reduce,
     should_check_values,
 )
+from losses.precision import float32_compute, no_autocast
 from losses.registry import Kinds
 
 MODES = ("multiclass", "binary", "multilabel")
@@ -61,6 +66,14 @@ CONSUMES = {
     "target_kind": "class_indices",
     "modes": MODE_KINDS,
     "default_mode": "multiclass",
+}
+
+#: Value rules of the options the overlap losses share (the mode rule comes from ``modes``).
+OPTION_RULES = {
+    "smooth": Real(low=0.0, finite=True),
+    "eps": Real(low=0.0, low_open=True, finite=True),
+    "ignore_index": Integer(optional=True),
+    "classes": Custom(check_optional_class_list, ("all", [], [-1], [0, 0], 1.5)),
 }
 
 #: The input and target layouts, for docstrings and error messages.
@@ -157,7 +170,7 @@ def check_common_options(
     check_reduction(loss, reduction)
 
 
-def overlap_stats(
+def check_inputs(
     loss: str,
     input: Tensor,
     target: Tensor,
@@ -165,13 +178,12 @@ def overlap_stats(
     mode: str,
     ignore_index: int | None,
     from_logits: bool,
-    per_image: bool,
     check_values: bool | None,
-) -> OverlapStats:
-    """Validate ``input`` / ``target`` and return the soft counts per class.
+) -> tuple[Tensor, Tensor, int]:
+    """Validate the layout of ``mode`` and the values; input (N, C, L), target flattened.
 
-    Arithmetic runs in float32 (float64 inputs stay float64) with autocast off, so the
-    counts are float32 under float16/bfloat16 autocast.
+    The target comes back as ``(N, L)`` class indices (multiclass) or ``(N, C, L)``
+    {0, 1} values; also used by :mod:`losses.lovasz`.
     """
     check_tensor(loss, "input", input)
     check_tensor(loss, "target", target)
@@ -191,8 +203,35 @@ def overlap_stats(
             kept = target if ignore_index is None else target[target != ignore_index]
             check_in_set(loss, "target", kept, (0.0, 1.0), check_values)
 
-    dtype = torch.promote_types(input.dtype, torch.float32)
-    with torch.autocast(device_type=input.device.type, enabled=False):
+    return x, t, c
+
+
+def overlap_stats(
+    loss: str,
+    input: Tensor,
+    target: Tensor,
+    *,
+    mode: str,
+    ignore_index: int | None,
+    from_logits: bool,
+    per_image: bool,
+    check_values: bool | None,
+) -> OverlapStats:
+    """Validate ``input`` / ``target`` and return the soft counts per class.
+
+    Arithmetic runs in float32 (float64 inputs stay float64) with autocast off, so the
+    counts are float32 under float16/bfloat16 autocast.
+    """
+    x, t, c = check_inputs(
+        loss,
+        input,
+        target,
+        mode=mode,
+        ignore_index=ignore_index,
+        from_logits=from_logits,
+        check_values=check_values,
+    )
+    with float32_compute(input) as dtype:
         x = x.to(dtype)
         if mode == "multiclass":
             prob = torch.softmax(x, dim=1) if from_logits else x
@@ -262,7 +301,7 @@ def overlap_loss(
         check_values=check_values,
     )
     ids = _check_classes(loss, classes, stats.tp.shape[-1])
-    with torch.autocast(device_type=stats.tp.device.type, enabled=False):
+    with no_autocast(stats.tp.device):
         value = per_class(stats)
         value = value * (stats.support > 0).to(value.dtype)
         if ids is not None:

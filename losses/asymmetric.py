@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._classification import check_probabilities, compute_dtype, no_autocast, to_dtype
+from losses._classification import check_probabilities, to_dtype
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Real,
     check_finite,
     check_float,
     check_real_option,
@@ -16,6 +17,7 @@ from losses.checks import (
     check_same_shape,
     reduce,
 )
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "asymmetric"
@@ -121,6 +123,11 @@ register(
         function=asymmetric_loss,
         aliases=("asl", "asymmetric_loss"),
         problem_types=("multilabel",),
+        option_rules={
+            "gamma_pos": Real(low=0.0),
+            "gamma_neg": Real(low=0.0),
+            "clip": Real(low=0.0, high=1.0, high_open=True),
+        },
         input_kind="logits",
         target_kind="binary",
         summary=(

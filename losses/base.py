@@ -10,6 +10,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from losses.registry import spec_of_module
+
 
 class FunctionalLoss(nn.Module):
     """Call :attr:`function` with the options given at construction.
@@ -18,7 +20,8 @@ class FunctionalLoss(nn.Module):
     ``tensor_options`` the options that are tensors (class weights and the like); those
     are accepted as lists from a config, stored as buffers and so follow ``.to(device)``.
     Options are checked against the function's keyword-only parameters, so a typo in a
-    config fails at construction with the valid names, before any data is touched.
+    config fails at construction with the valid names, before any data is touched, and
+    their values against the rules of the loss's spec (:meth:`LossSpec.check_options`).
     """
 
     function: ClassVar[Callable[..., Tensor]]
@@ -35,6 +38,9 @@ class FunctionalLoss(nn.Module):
                     f"{type(self).__name__}: unknown option {key!r}.{hint} "
                     f"Valid options: {', '.join(valid)}."
                 )
+        spec = spec_of_module(type(self))
+        if spec is not None:  # option values, checked when the loss is built
+            spec.check_options(options)
         self._options = {}
         for key, value in options.items():
             if key in self.tensor_options and value is not None:

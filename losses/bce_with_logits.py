@@ -9,8 +9,6 @@ from losses._classification import (
     as_option_tensor,
     check_broadcast_weight,
     check_probabilities,
-    compute_dtype,
-    no_autocast,
     to_dtype,
 )
 from losses.base import FunctionalLoss
@@ -22,6 +20,7 @@ from losses.checks import (
     check_same_shape,
     reduce,
 )
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "bce_with_logits"

@@ -10,12 +10,18 @@ from losses._classification import (
     check_flat_target,
     check_flat_target_values,
     check_probabilities,
-    compute_dtype,
-    no_autocast,
     to_dtype,
 )
 from losses.base import FunctionalLoss
-from losses.checks import check_float, check_real_option, check_reduction, check_tensor, reduce
+from losses.checks import (
+    Real,
+    check_float,
+    check_real_option,
+    check_reduction,
+    check_tensor,
+    reduce,
+)
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "categorical_cross_entropy"
@@ -101,6 +107,7 @@ register(
         function=categorical_cross_entropy_loss,
         aliases=("cce", "categorical_crossentropy"),
         problem_types=("classification",),
+        option_rules={"eps": Real(low=0.0, high=0.5, low_open=True, high_open=True)},
         input_kind="probabilities",
         target_kind="one_hot_or_soft",
         summary=(

@@ -17,8 +17,9 @@ loss name and says what was expected and what was received.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from numbers import Real
+import numbers
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -95,7 +96,7 @@ def check_real_option(
     is infinite. NaN is always rejected, +-Inf only when outside the bounds or when
     ``finite`` is set.
     """
-    if isinstance(value, bool) or not isinstance(value, Real):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise fail(loss, f"option {name} must be a real number, got {type(value).__name__}")
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
@@ -129,6 +130,155 @@ def check_choice_option(loss: str, name: str, value: object, choices: Iterable[o
     if value not in choices:
         raise fail(loss, f"option {name} must be one of {choices}, got {value!r}")
     return value
+
+
+# Option rules: the same validators, declared once per option in a loss's spec -------
+#
+# A :class:`~losses.registry.LossSpec` lists an :data:`OptionRule` per option with a range
+# or a finite set of values, so ``losses.build`` refuses a bad value when the loss is
+# built, before the first batch. Each rule also names values it refuses (``invalid``),
+# which lets one test walk the whole registry.
+
+
+@dataclass(frozen=True)
+class Real:
+    """A real number in a range (see :func:`check_real_option`)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    finite: bool = False
+    #: ``None`` is accepted too (the option is off)
+    optional: bool = False
+
+    def check(self, loss: str, name: str, value: object) -> None:
+        if self.optional and value is None:
+            return
+        check_real_option(
+            loss,
+            name,
+            value,
+            low=self.low,
+            high=self.high,
+            low_open=self.low_open,
+            high_open=self.high_open,
+            finite=self.finite,
+        )
+
+    def invalid(self) -> list[object]:
+        bad: list[object] = ["1.0", float("nan")]
+        if self.low is not None:
+            bad.append(self.low if self.low_open else self.low - 1.0)
+        if self.high is not None:
+            bad.append(self.high if self.high_open else self.high + 1.0)
+        if self.finite:
+            bad.append(math.inf)
+        return bad
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a finite set of values (see :func:`check_choice_option`)."""
+
+    values: tuple
+
+    def check(self, loss: str, name: str, value: object) -> None:
+        check_choice_option(loss, name, value, self.values)
+
+    def invalid(self) -> list[object]:
+        return ["no_such_value"]
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A reduction name (see :func:`check_reduction`); every loss has this rule."""
+
+    values: tuple = REDUCTIONS
+
+    def check(self, loss: str, name: str, value: object) -> None:
+        check_reduction(loss, value, self.values)
+
+    def invalid(self) -> list[object]:
+        return ["average", None]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A real ``bool`` (``optional``: ``None`` too, as ``check_values`` takes)."""
+
+    optional: bool = False
+
+    def check(self, loss: str, name: str, value: object) -> None:
+        if self.optional and value is None:
+            return
+        check_bool_option(loss, name, value)
+
+    def invalid(self) -> list[object]:
+        return ["false", 1]
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer, not a bool (``optional``: ``None`` too), at least ``low`` when given."""
+
+    optional: bool = False
+    low: int | None = None
+
+    def check(self, loss: str, name: str, value: object) -> None:
+        value = check_int_option(loss, name, value, optional=self.optional)
+        if value is not None and self.low is not None and value < self.low:
+            raise fail(loss, f"option {name} must be an integer >= {self.low}, got {value!r}")
+
+    def invalid(self) -> list[object]:
+        bad: list[object] = [1.5, "3", True]
+        if self.low is not None:
+            bad.append(self.low - 1)
+        return bad
+
+
+@dataclass(frozen=True)
+class Custom:
+    """A rule with its own validator ``validate(loss, name, value)`` (raising on bad values)."""
+
+    validate: Callable[[str, str, object], None]
+    #: values the validator refuses (for the registry-wide test)
+    bad: tuple = ()
+
+    def check(self, loss: str, name: str, value: object) -> None:
+        self.validate(loss, name, value)
+
+    def invalid(self) -> list[object]:
+        return list(self.bad)
+
+
+def check_class_list(loss: str, name: str, value: object, *, optional: bool = False) -> None:
+    """A class id or a non-empty list of distinct class ids >= 0 (``None`` when optional).
+
+    The upper bound (the number of classes) is only known from the input, at the call.
+    """
+    if optional and value is None:
+        return
+    ids = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    ok = (
+        isinstance(ids, Sequence)
+        and not isinstance(ids, str)
+        and len(ids) > 0
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ids)
+    )
+    if not ok:
+        raise fail(loss, f"option {name} must be a non-empty list of class ids, got {value!r}")
+    if len(set(ids)) != len(ids):
+        raise fail(loss, f"option {name} lists a class twice: {list(ids)!r}")
+
+
+def check_optional_class_list(loss: str, name: str, value: object) -> None:
+    """:func:`check_class_list` that also takes ``None`` (every class)."""
+    check_class_list(loss, name, value, optional=True)
+
+
+#: A declared rule for one option.
+OptionRule = Real | Choice | Reduction | Flag | Integer | Custom
 
 
 # Tensors ------------------------------------------------------------------------------

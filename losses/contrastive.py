@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._margin import check_arity, check_embeddings, check_labels, compute_dtype, no_autocast
+from losses._margin import check_arity, check_embeddings, check_labels
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Real,
     check_choice_option,
     check_finite,
     check_real_option,
@@ -22,6 +23,7 @@ from losses.checks import (
 )
 from losses.distances import paired_pnorm, pnorm_matrix
 from losses.miners import pair_masks, upper_pairs
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import Kinds, LossSpec, register
 
 NAME = "contrastive"
@@ -153,6 +155,8 @@ register(
         aliases=("contrastive_loss", "siamese_contrastive"),
         preset_aliases={"batch_contrastive": {"mining": "all"}},
         problem_types=("metric_learning",),
+        option_rules={"margin": Real(low=0.0, finite=True), "eps": Real(low=0.0, finite=True)},
+        geometry="euclidean",
         input_kind="embeddings",
         target_kind="signs",
         modes={None: Kinds("embeddings", "signs"), "all": Kinds("embeddings", "class_labels")},

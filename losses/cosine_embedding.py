@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._margin import check_embeddings, compute_dtype, no_autocast
+from losses._margin import check_embeddings
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Real,
     check_finite,
     check_real_option,
     check_reduction,
@@ -17,6 +18,7 @@ from losses.checks import (
     fail,
     reduce,
 )
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "cosine_embedding"
@@ -99,6 +101,8 @@ register(
         function=cosine_embedding_loss,
         aliases=("cosine_embedding_loss",),
         problem_types=("metric_learning",),
+        option_rules={"margin": Real(finite=True)},
+        geometry="cosine",
         input_kind="embeddings",
         target_kind="signs",
         summary="Similar pairs pay 1 - cos, dissimilar pairs pay max(0, cos - margin).",

@@ -11,13 +11,13 @@ from losses._classification import (
     check_dense_class_layout,
     check_index_target,
     check_probabilities,
-    compute_dtype,
-    no_autocast,
     reduce_class_indices,
     to_dtype,
 )
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Integer,
+    Real,
     check_finite,
     check_float,
     check_int_option,
@@ -27,6 +27,7 @@ from losses.checks import (
     fail,
     reduce,
 )
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "cross_entropy"
@@ -155,6 +156,7 @@ register(
         function=cross_entropy_loss,
         aliases=("ce", "crossentropy", "cross_entropy_loss"),
         problem_types=("classification", "segmentation"),
+        option_rules={"ignore_index": Integer(), "label_smoothing": Real(low=0.0, high=1.0)},
         input_kind="logits",
         target_kind="class_indices",
         summary=(
@@ -179,7 +181,10 @@ register(
             "is dim 1, not the last one: transpose (N, L, C) sequence logits. With weight, "
             "the mean divides by the summed weights of the targets, not by N. Integer "
             "targets are indices and floating-point targets are distributions, so a float "
-            "tensor of class ids fails the shape check."
+            "tensor of class ids fails the shape check. Void pixels: the default "
+            "ignore_index is -100 (torch's); VOC-style masks need ignore_index=255. Absent "
+            "classes have no term of their own (the loss is per pixel): they only enter "
+            "through the softmax normaliser."
         ),
     )
 )

@@ -10,11 +10,14 @@ from torch import Tensor
 
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Integer,
+    Real,
     check_bool_option,
     check_finite,
     check_float,
     check_integer,
     check_range,
+    check_real_option,
     check_reduction,
     check_tensor,
     fail,
@@ -22,6 +25,7 @@ from losses.checks import (
     reduce,
     should_check_values,
 )
+from losses.precision import float32_compute
 from losses.registry import LossSpec, register
 
 NAME = "ctc"
@@ -52,6 +56,73 @@ def _check_labels(labels: Tensor, num_classes: int, blank: int, check_values: bo
         raise fail(NAME, f"targets must not contain the blank label {blank}")
 
 
+def required_frames(targets: Tensor, target_lengths: Tensor | Sequence[int]) -> Tensor:
+    """Frames each sample's target needs at least: its length plus one blank per repeat.
+
+    A repeat is a label equal to the one before it (``a a`` needs ``a - a``); the blank
+    between different labels is optional. ``targets`` is padded ``(N, S)`` or 1-D
+    concatenated, as :func:`ctc_loss` takes it. Returns ``(N,)`` int64 on the targets'
+    device; no host-device synchronisation.
+    """
+    if not isinstance(targets, Tensor) or targets.dim() not in (1, 2):
+        raise fail(NAME, "targets must be a padded (N, S) or concatenated 1-D integer tensor")
+    n = targets.shape[0] if targets.dim() == 2 else len(target_lengths)
+    lengths = _as_lengths("target_lengths", target_lengths, n).to(targets.device)
+    if targets.dim() == 2:
+        s = targets.shape[1]
+        within = torch.arange(s, device=targets.device) < lengths[:, None]
+        repeated = (targets[:, 1:] == targets[:, :-1]) & within[:, 1:]
+        return lengths + repeated.sum(1)
+    sample = torch.repeat_interleave(
+        torch.arange(n, device=targets.device), lengths, output_size=targets.shape[0]
+    )
+    repeated = (targets[1:] == targets[:-1]) & (sample[1:] == sample[:-1])
+    repeats = torch.zeros(n, dtype=torch.long, device=targets.device)
+    repeats.index_add_(0, sample[1:], repeated.long())
+    return lengths + repeats
+
+
+def impossible_alignments(
+    targets: Tensor,
+    input_lengths: Tensor | Sequence[int],
+    target_lengths: Tensor | Sequence[int],
+) -> Tensor:
+    """Boolean mask ``(N,)`` of the samples no CTC alignment can produce.
+
+    A sample is impossible when its input is shorter than :func:`required_frames` (its
+    target length plus one blank between each pair of equal neighbouring labels): its
+    loss is infinite, or 0 with ``zero_infinity=True``. A task logs
+    ``int(mask.sum())`` as the number of samples ``zero_infinity`` dropped.
+    """
+    required = required_frames(targets, target_lengths)
+    lengths = _as_lengths("input_lengths", input_lengths, required.shape[0])
+    return lengths.to(required.device) < required
+
+
+def _check_feasible(targets: Tensor, input_lengths: Tensor, target_lengths: Tensor) -> None:
+    """A ValueError naming the first samples whose target cannot fit their input."""
+    required = required_frames(targets, target_lengths)
+    lengths = input_lengths.to(required.device)
+    bad = lengths < required
+    if bool(bad.any()):
+        index = torch.nonzero(bad).flatten()[:3].tolist()
+        shown = "; ".join(
+            f"sample {i} has input length {int(lengths[i])} but its target needs "
+            f"{int(required[i])} frames (target length {int(target_lengths[i])} plus "
+            f"{int(required[i] - target_lengths[i].to(required.device))} blanks between "
+            f"repeated labels)"
+            for i in index
+        )
+        more = int(bad.sum()) - len(index)
+        extra = f" (and {more} more)" if more > 0 else ""
+        raise fail(
+            NAME,
+            f"impossible alignment: {shown}{extra}. Its loss would be infinite; shorten "
+            f"the target, lengthen the input (less subsampling), or pass "
+            f"zero_infinity=True to drop such samples",
+        )
+
+
 def ctc_loss(
     log_probs: Tensor,
     targets: Tensor,
@@ -60,6 +131,10 @@ def ctc_loss(
     *,
     blank: int = 0,
     zero_infinity: bool = False,
+    focal_gamma: float = 0.0,
+    focal_alpha: float = 1.0,
+    label_smoothing: float = 0.0,
+    entropy_weight: float = 0.0,
     reduction: str = "mean",
     check_values: bool | None = None,
 ) -> Tensor:
@@ -78,6 +153,26 @@ def ctc_loss(
     so ``"mean"`` first divides each sample's loss by its target length (as torch does),
     ``"sum"`` adds the undivided losses and ``"none"`` returns them, shape ``(N,)``.
 
+    Three options turn it into the variants used for comparisons (all off by default,
+    where the loss equals torch's). With :math:`p_n = e^{-\ell_n}` the probability of
+    the target, :math:`q_t` the frame distribution and :math:`u` the uniform one over the
+    :math:`C` classes, the per-sample loss becomes
+
+    .. math::
+
+        \ell'_n = (1 - \varepsilon)\,\alpha (1 - p_n)^{\gamma}\,\ell_n
+            + \varepsilon \sum_{t < T_n} \mathrm{CE}(u, q_t)
+            - \beta \sum_{t < T_n} H(q_t)
+
+    * **focal CTC** (Feng et al. 2019): ``focal_gamma`` :math:`\gamma \ge 0` and
+      ``focal_alpha`` :math:`\alpha > 0` down-weight sequences that are already likely;
+    * **label smoothing** ``label_smoothing`` :math:`\varepsilon \in [0, 1]`: the
+      frame-level cross-entropy to the uniform distribution,
+      :math:`-\frac{1}{C}\sum_c \log q_t(c)`, mixed in (as ESPnet's CTC smoothing);
+    * **entropy regularisation** ``entropy_weight`` :math:`\beta \ge 0`: a confidence
+      penalty (Pereyra et al. 2017) rewarding frame entropy, against the peaky
+      distributions CTC converges to.
+
     Args:
         log_probs: ``(T, N, C)`` log-probabilities over ``C`` classes (blank included),
             e.g. ``logits.log_softmax(-1)``; floating point, all values <= 0.
@@ -88,7 +183,14 @@ def ctc_loss(
         target_lengths: ``(N,)`` integer, each in ``[0, S]`` (padded targets).
         blank: index of the blank label.
         zero_infinity: replace infinite losses (a target too long for its input) and
-            their gradients by 0.
+            their gradients by 0; the sample's smoothing and entropy terms are dropped
+            too. Without it an impossible sample is a ValueError naming the sample when
+            value checks run (inf when they are off); :func:`impossible_alignments`
+            gives the mask of such samples.
+        focal_gamma: focusing exponent of focal CTC (0: plain CTC).
+        focal_alpha: scale of focal CTC (> 0).
+        label_smoothing: weight of the frame-level uniform cross-entropy.
+        entropy_weight: weight of the frame-entropy bonus (a penalty on confidence).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
         check_values: run the value checks (NaN/Inf, label and length ranges) on
             accelerator tensors too (``None``: CPU only, ``False``: never).
@@ -103,7 +205,10 @@ def ctc_loss(
 
     Reference:
         Graves, Fernández, Gomez & Schmidhuber, "Connectionist temporal classification"
-        (ICML 2006); torch.nn.CTCLoss.
+        (ICML 2006); torch.nn.CTCLoss. Feng, Yao, Ding & Huang, "Focal CTC loss for
+        Chinese optical character recognition on unbalanced datasets" (Complexity,
+        2019). Pereyra et al., "Regularizing neural networks by penalizing confident
+        output distributions" (ICLR workshop 2017).
 
     Example:
         >>> log_probs = torch.zeros(3, 1, 2).log_softmax(-1)  # T=3, N=1, C=2, uniform
@@ -113,6 +218,12 @@ def ctc_loss(
     """
     check_reduction(NAME, reduction)
     check_bool_option(NAME, "zero_infinity", zero_infinity)
+    focal_gamma = check_real_option(NAME, "focal_gamma", focal_gamma, low=0.0, finite=True)
+    focal_alpha = check_real_option(
+        NAME, "focal_alpha", focal_alpha, low=0.0, low_open=True, finite=True
+    )
+    label_smoothing = check_real_option(NAME, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    entropy_weight = check_real_option(NAME, "entropy_weight", entropy_weight, low=0.0, finite=True)
     if isinstance(blank, bool) or not isinstance(blank, int):
         raise fail(NAME, f"option blank must be an integer, got {blank!r}")
     check_tensor(NAME, "log_probs", log_probs)
@@ -162,14 +273,15 @@ def ctc_loss(
                     f"got {targets.shape[0]}",
                 )
         _check_labels(targets, c, blank, check_values)
+    if not zero_infinity and n and should_check_values(input_lengths, check_values):
+        _check_feasible(targets, input_lengths, target_lengths)
 
     if n == 0:
         if reduction == "none":
             return log_probs.sum(dim=(0, 2)) * 0.0
         return graph_zero(log_probs)
 
-    dtype = torch.promote_types(log_probs.dtype, torch.float32)
-    with torch.autocast(device_type=log_probs.device.type, enabled=False):
+    with float32_compute(log_probs) as dtype:
         normalised = log_probs.to(dtype).log_softmax(-1)
         per_sample = F.ctc_loss(
             normalised,
@@ -180,10 +292,62 @@ def ctc_loss(
             reduction="none",
             zero_infinity=zero_infinity,
         )
+        per_sample = _variants(
+            per_sample,
+            normalised,
+            targets,
+            input_lengths,
+            target_lengths,
+            zero_infinity=zero_infinity,
+            focal_gamma=focal_gamma,
+            focal_alpha=focal_alpha,
+            label_smoothing=label_smoothing,
+            entropy_weight=entropy_weight,
+        )
         if reduction == "mean":
             lengths = target_lengths.to(device=per_sample.device, dtype=dtype).clamp_min(1)
             per_sample = per_sample / lengths
     return reduce(per_sample, reduction)
+
+
+def _variants(
+    nll: Tensor,
+    log_probs: Tensor,
+    targets: Tensor,
+    input_lengths: Tensor,
+    target_lengths: Tensor,
+    *,
+    zero_infinity: bool,
+    focal_gamma: float,
+    focal_alpha: float,
+    label_smoothing: float,
+    entropy_weight: float,
+) -> Tensor:
+    """Focal factor, label smoothing and entropy bonus on the per-sample CTC loss."""
+    if focal_gamma or focal_alpha != 1.0:
+        # (1 - p)^gamma with p = exp(-nll); at nll = 0 (certain, or dropped by
+        # zero_infinity) the factor and its gradient are 0, computed on a stand-in of 1
+        positive = nll > 0
+        safe = torch.where(positive, nll, torch.ones_like(nll))
+        factor = (-torch.expm1(-safe)).pow(focal_gamma) if focal_gamma else torch.ones_like(nll)
+        nll = focal_alpha * torch.where(positive, factor * nll, torch.zeros_like(nll))
+    if not (label_smoothing or entropy_weight):
+        return nll
+    t_max = log_probs.shape[0]
+    frames = torch.arange(t_max, device=log_probs.device)[:, None]
+    within = (frames < input_lengths.to(log_probs.device)[None, :]).to(log_probs.dtype)  # (T, N)
+    extra = torch.zeros_like(nll)
+    if label_smoothing:
+        uniform_ce = -log_probs.mean(-1)  # (T, N): -(1/C) sum_c log q_t(c)
+        extra = extra + label_smoothing * (uniform_ce * within).sum(0)
+        nll = (1.0 - label_smoothing) * nll
+    if entropy_weight:
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        extra = extra - entropy_weight * (entropy * within).sum(0)
+    if zero_infinity:  # a dropped sample keeps no term at all
+        dropped = impossible_alignments(targets, input_lengths, target_lengths)
+        extra = torch.where(dropped.to(extra.device), torch.zeros_like(extra), extra)
+    return nll + extra
 
 
 class CTCLoss(FunctionalLoss):
@@ -199,27 +363,40 @@ register(
         function=ctc_loss,
         aliases=("connectionist_temporal_classification",),
         problem_types=("ctc",),
+        option_rules={
+            "blank": Integer(low=0),
+            "focal_gamma": Real(low=0.0, finite=True),
+            "focal_alpha": Real(low=0.0, low_open=True, finite=True),
+            "label_smoothing": Real(low=0.0, high=1.0),
+            "entropy_weight": Real(low=0.0, finite=True),
+        },
         input_kind="log_probabilities",
         target_kind="label_sequences",
         summary=(
             "Negative log-likelihood of an unaligned label sequence, summed over every "
-            "frame alignment that collapses to it (repeats merged, blanks removed)."
+            "frame alignment that collapses to it (repeats merged, blanks removed); "
+            "optionally focal, label-smoothed or entropy-regularised."
         ),
         formula=(
-            "-log sum_{pi: B(pi) = y} prod_t p_t(pi_t); mean divides each sample by "
-            "max(|y|, 1) before averaging"
+            "l = -log sum_{pi: B(pi) = y} prod_t p_t(pi_t); "
+            "(1 - eps) alpha (1 - e^-l)^gamma l + eps sum_t CE(u, p_t) - beta sum_t H(p_t); "
+            "mean divides each sample by max(|y|, 1) before averaging"
         ),
         reference=(
             "Graves et al., Connectionist temporal classification (ICML 2006); torch.nn.CTCLoss"
         ),
         when_to_use=(
             "Sequence outputs whose alignment to the labels is unknown: speech and "
-            "handwriting recognition, OCR of text lines, keyword spotting."
+            "handwriting recognition, OCR of text lines, keyword spotting. focal_gamma "
+            "(focal CTC) for unbalanced label sets; label_smoothing or entropy_weight "
+            "against over-confident, peaky frame distributions."
         ),
         pitfalls=(
-            "Expects log_softmax outputs in (T, N, C) time-major order, not (N, T, C); an "
-            "input shorter than its target (plus one step per repeated label) has "
-            "infinite loss unless zero_infinity=True; 'mean' divides by target lengths, "
+            "Expects log_softmax outputs in (T, N, C) time-major order, not (N, T, C). An "
+            "input shorter than its target plus one blank per repeated label cannot be "
+            "aligned: a ValueError naming the sample when value checks run, an infinite "
+            "loss when they are off, 0 with zero_infinity=True (count the dropped samples "
+            "with losses.ctc.impossible_alignments). 'mean' divides by target lengths, "
             "so it is not the plain batch mean of 'none'; the blank index must not occur "
             "in the targets."
         ),

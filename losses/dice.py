@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._overlap import CONSUMES, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OPTION_RULES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
 from losses.registry import LossSpec, register
 
@@ -120,6 +120,7 @@ register(
         function=dice_loss,
         aliases=("soft_dice", "dice_loss"),
         problem_types=("segmentation", "multilabel"),
+        option_rules=OPTION_RULES,
         **CONSUMES,
         summary=(
             "One minus the soft Dice coefficient (2|P∩T| / (|P|+|T|)) per class, from "
@@ -139,8 +140,12 @@ register(
             "cross-entropy for stabler early training."
         ),
         pitfalls=(
-            "Classes absent from the batch's targets contribute 0 yet still count in the "
-            "mean, so small batches with rare classes report a lower loss; the gradient is "
+            "Absent classes: a class with no target pixels in the batch (in the image with "
+            "per_image) contributes 0 yet still counts in the mean (it is not skipped), so "
+            "small batches with rare classes report a lower loss. smooth: with a non-zero "
+            "smooth this equals segmentation-models-pytorch 0.6's DiceLoss with half that "
+            "smooth (smp computes dice as Tversky(0.5, 0.5), adding smooth once to "
+            "TP + (FP + FN) / 2, where this adds it to 2 TP + FP + FN). The gradient is "
             "noisy for tiny structures; with per_image=False the batch is scored as one "
             "volume. from_logits=False makes the input probabilities, which the registry "
             "kinds (logits) do not describe."

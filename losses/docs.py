@@ -7,7 +7,6 @@ when it is stale (the test suite runs the same comparison).
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -68,12 +67,7 @@ def _cell(text: str) -> str:
 
 
 def _options(s: LossSpec) -> str:
-    params = inspect.signature(s.function).parameters.values()
-    shown = [
-        f"`{p.name}={p.default!r}`"
-        for p in params
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "check_values"
-    ]
+    shown = [f"`{k}={v!r}`" for k, v in s.options.items() if k != "check_values"]
     return ", ".join(shown) or "—"
 
 

@@ -15,13 +15,14 @@ from losses._classification import (
     check_dense_class_layout,
     check_index_target,
     check_probabilities,
-    compute_dtype,
-    no_autocast,
     safe_indices,
     to_dtype,
 )
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Custom,
+    Integer,
+    Real,
     check_choice_option,
     check_finite,
     check_float,
@@ -35,6 +36,7 @@ from losses.checks import (
     reduce,
     weighted_mean,
 )
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import Kinds, LossSpec, register
 
 NAME = "focal"
@@ -138,6 +140,17 @@ def _scalar_alpha(alpha: object, mode: str, like: Tensor, dtype: torch.dtype, ch
     return a
 
 
+def _check_alpha_option(loss: str, name: str, value: object) -> None:
+    """``alpha`` at build time: off (None), a number >= 0, or per-class values.
+
+    The upper bound 1 of binary mode and the length of a per-class list depend on the
+    mode and the input, so the call checks those.
+    """
+    if value is None or (isinstance(value, Tensor | Sequence) and not isinstance(value, str)):
+        return
+    check_real_option(loss, name, value, low=0.0)
+
+
 def _binary(input, target, alpha, gamma, reduction, check_values, dtype) -> Tensor:
     if not target.is_floating_point():
         raise fail(
@@ -231,6 +244,11 @@ register(
             "softmax_focal": {"mode": "multiclass"},
         },
         problem_types=("classification", "multilabel", "detection", "segmentation"),
+        option_rules={
+            "gamma": Real(low=0.0),
+            "ignore_index": Integer(),
+            "alpha": Custom(_check_alpha_option, (-0.5, "0.25", float("nan"))),
+        },
         input_kind="logits",
         target_kind="binary",
         modes={
@@ -258,7 +276,9 @@ register(
             "rescales the loss. reduction defaults to mean while torchvision's is none; "
             "RetinaNet normalises the sum by the number of positive anchors instead. "
             "Binary mode wants float targets shaped like the logits; class indices need "
-            "mode='multiclass'."
+            "mode='multiclass'. Void pixels: ignore_index (default -100, as torch) applies "
+            "in multiclass mode only; VOC-style masks need ignore_index=255. Absent classes "
+            "have no term of their own (the loss is per pixel)."
         ),
     )
 )

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from losses._overlap import CONSUMES, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OPTION_RULES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option
+from losses.checks import Real, check_real_option
 from losses.registry import LossSpec, register
 from losses.tversky import tversky_index
 
@@ -143,6 +143,12 @@ register(
         function=focal_tversky_loss,
         aliases=("focal_tversky_loss", "ftl"),
         problem_types=("segmentation",),
+        option_rules={
+            **OPTION_RULES,
+            "alpha": Real(low=0.0, finite=True),
+            "beta": Real(low=0.0, finite=True),
+            "gamma": Real(low=0.0, low_open=True, finite=True),
+        },
         **CONSUMES,
         summary=(
             "Tversky loss of each class raised to a power gamma before averaging over "
@@ -166,7 +172,9 @@ register(
             "4/3; alpha weighs false positives as in tversky, so the paper's alpha=0.7 (on "
             "false negatives) is beta=0.7 here; gamma < 1 gives very steep gradients near "
             "a perfect class, gamma > 1 flattens them; the power acts per class, unlike "
-            "smp's TverskyLoss(gamma), which raises the class mean."
+            "smp's TverskyLoss(gamma), which raises the class mean. Absent classes: a "
+            "class with no target pixels in the batch (in the image with per_image) "
+            "contributes 0 but counts in the mean (it is not skipped)."
         ),
     )
 )

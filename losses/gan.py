@@ -17,6 +17,7 @@ from torch import Tensor
 
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Choice,
     check_choice_option,
     check_finite,
     check_float,
@@ -387,6 +388,7 @@ register(
         function=gan_loss,
         aliases=("adversarial", "gan_loss"),
         problem_types=("gan",),
+        option_rules={"kind": Choice(KINDS)},
         input_kind="critic_logits",
         target_kind="none",
         summary=(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
+import numbers
 
 import torch
 from torch import Tensor
@@ -11,6 +11,7 @@ from torch import Tensor
 from losses._regression import check_pair, check_positive
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Real,
     check_bool_option,
     check_finite,
     check_float,
@@ -98,7 +99,7 @@ def gaussian_nll_loss(
     eps = check_real_option(NAME, "eps", eps, low=0.0, low_open=True)
     full = check_bool_option(NAME, "full", full)
     check_pair(NAME, input, target, reduction, check_values)
-    if isinstance(var, Real) and not isinstance(var, bool):
+    if isinstance(var, numbers.Real) and not isinstance(var, bool):
         if not var > 0:
             raise fail(NAME, f"var must be > 0, got {var!r}")
         var = torch.full_like(input, float(var))
@@ -129,6 +130,7 @@ register(
         function=gaussian_nll_loss,
         aliases=("gaussian",),
         problem_types=("regression",),
+        option_rules={"eps": Real(low=0.0, low_open=True)},
         input_kind="values",
         target_kind="values",
         summary="Negative log-likelihood of the target under a Gaussian with predicted mean and variance.",

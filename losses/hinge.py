@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._margin import check_scores, check_sign_target
 from losses.base import FunctionalLoss
-from losses.checks import check_bool_option, check_real_option, check_reduction, reduce
+from losses.checks import Real, check_bool_option, check_real_option, check_reduction, reduce
 from losses.registry import LossSpec, register
 
 NAME = "hinge"
@@ -76,6 +76,7 @@ register(
         aliases=("hinge_loss", "svm_hinge"),
         preset_aliases={"squared_hinge": {"squared": True}},
         problem_types=("ranking", "classification", "multilabel"),
+        option_rules={"margin": Real(finite=True)},
         input_kind="scores",
         target_kind="signs",
         summary="SVM hinge on signed scores, max(0, margin - y s), optionally squared.",

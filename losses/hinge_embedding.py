@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._margin import check_scores, check_sign_target
 from losses.base import FunctionalLoss
-from losses.checks import check_range, check_real_option, check_reduction, reduce
+from losses.checks import Real, check_range, check_real_option, check_reduction, reduce
 from losses.registry import LossSpec, register
 
 NAME = "hinge_embedding"
@@ -69,6 +69,8 @@ register(
         function=hinge_embedding_loss,
         aliases=("hinge_embedding_loss",),
         problem_types=("metric_learning",),
+        option_rules={"margin": Real(finite=True)},
+        geometry="euclidean",
         input_kind="distances",
         target_kind="signs",
         summary="Similar pairs pay their distance, dissimilar pairs pay max(0, margin - distance).",

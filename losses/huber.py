@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option, reduce
+from losses.checks import Real, check_real_option, reduce
 from losses.registry import LossSpec, register
 
 NAME = "huber"
@@ -69,6 +69,7 @@ register(
         function=huber_loss,
         aliases=("huber_loss",),
         problem_types=("regression", "detection"),
+        option_rules={"delta": Real(low=0.0, low_open=True)},
         input_kind="values",
         target_kind="values",
         summary="Half squared error inside delta, delta-scaled absolute error outside it.",

@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._margin import check_embeddings, compute_dtype, no_autocast
+from losses._margin import check_embeddings
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Real,
     check_bool_option,
     check_real_option,
     check_reduction,
@@ -17,6 +18,7 @@ from losses.checks import (
     reduce,
 )
 from losses.distances import cosine_similarity_matrix
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "info_nce"
@@ -101,6 +103,8 @@ register(
         aliases=("infonce", "nt_xent"),
         preset_aliases={"symmetric_info_nce": {"symmetric": True}},
         problem_types=("metric_learning",),
+        option_rules={"temperature": Real(low=0.0, low_open=True, finite=True)},
+        geometry="cosine",
         input_kind="embeddings",
         target_kind="none",
         summary="InfoNCE with in-batch negatives: each query must pick its own key "

@@ -9,6 +9,8 @@ from torch import Tensor
 
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Choice,
+    Real,
     check_choice_option,
     check_finite,
     check_float,
@@ -20,6 +22,7 @@ from losses.checks import (
     reduce,
     should_check_values,
 )
+from losses.precision import float32_compute
 from losses.registry import LossSpec, register
 
 NAME = "iou"
@@ -120,8 +123,7 @@ def iou_loss(
     _check_box_values("input", input, check_values)
     _check_box_values("target", target, check_values)
 
-    dtype = torch.promote_types(torch.promote_types(input.dtype, target.dtype), torch.float32)
-    with torch.autocast(device_type=input.device.type, enabled=False):
+    with float32_compute(input, target) as dtype:
         x1, y1, x2, y2 = input.to(dtype).unbind(-1)
         x1t, y1t, x2t, y2t = target.to(dtype).unbind(-1)
         w, h = x2 - x1, y2 - y1
@@ -175,6 +177,7 @@ register(
             "ciou": {"kind": "ciou"},
         },
         problem_types=("detection",),
+        option_rules={"kind": Choice(KINDS), "eps": Real(low=0.0, low_open=True, finite=True)},
         input_kind="boxes",
         target_kind="boxes",
         summary=(

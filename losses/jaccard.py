@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._overlap import CONSUMES, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OPTION_RULES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
 from losses.registry import LossSpec, register
 
@@ -118,6 +118,7 @@ register(
         function=jaccard_loss,
         aliases=("soft_jaccard", "soft_iou", "mask_iou"),
         problem_types=("segmentation", "multilabel"),
+        option_rules=OPTION_RULES,
         **CONSUMES,
         summary=(
             "One minus the soft Jaccard index |P∩T| / |P∪T| of predicted and target masks "
@@ -137,7 +138,8 @@ register(
         ),
         pitfalls=(
             "Penalises a given error more than dice at low overlap (J = D / (2 - D)); "
-            "classes absent from the targets contribute 0 but count in the mean; this is "
+            "absent classes: a class with no target pixels in the batch (in the image with "
+            "per_image) contributes 0 but counts in the mean (it is not skipped); this is "
             "the mask IoU, not the box IoU (use iou for boxes)."
         ),
     )

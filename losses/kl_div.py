@@ -5,15 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._classification import (
-    check_log_probabilities,
-    check_probabilities,
-    compute_dtype,
-    no_autocast,
-    to_dtype,
-)
+from losses._classification import check_log_probabilities, check_probabilities, to_dtype
 from losses.base import FunctionalLoss
-from losses.checks import check_float, check_reduction, check_same_shape, fail, reduce
+from losses.checks import Reduction, check_float, check_reduction, check_same_shape, fail, reduce
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "kl_div"
@@ -104,6 +99,7 @@ register(
         function=kl_div_loss,
         aliases=("kl", "kl_divergence", "kldiv"),
         problem_types=("classification",),
+        option_rules={"reduction": Reduction(REDUCTIONS)},
         input_kind="log_probabilities",
         target_kind="one_hot_or_soft",
         summary=(

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._margin import check_scores, check_sign_target
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option, check_reduction, check_same_shape, reduce
+from losses.checks import Real, check_real_option, check_reduction, check_same_shape, reduce
 from losses.registry import LossSpec, register
 
 NAME = "margin_ranking"
@@ -72,6 +72,7 @@ register(
         function=margin_ranking_loss,
         aliases=("margin_ranking_loss", "pairwise_hinge_ranking"),
         problem_types=("ranking",),
+        option_rules={"margin": Real(finite=True)},
         input_kind="scores",
         target_kind="signs",
         summary="Hinge on the difference of two scores: penalises a pair ranked in the "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import check_finite, check_float, check_reduction, check_same_shape, reduce
+from losses.checks import reduce
 from losses.registry import LossSpec, register
 
 NAME = "mse"
@@ -33,12 +34,7 @@ def mse_loss(
         >>> mse_loss(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0]))
         tensor(5.)
     """
-    check_reduction(NAME, reduction)
-    check_float(NAME, "input", input)
-    check_float(NAME, "target", target)
-    check_same_shape(NAME, "input", input, "target", target)
-    check_finite(NAME, "input", input, check_values)
-    check_finite(NAME, "target", target, check_values)
+    check_pair(NAME, input, target, reduction, check_values)
     return reduce(F.mse_loss(input, target, reduction="none"), reduction)
 
 

@@ -10,12 +10,12 @@ from losses._classification import (
     check_class_weight,
     check_flat_scores,
     check_index_target,
-    compute_dtype,
-    no_autocast,
     to_dtype,
 )
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Choice,
+    Real,
     check_choice_option,
     check_finite,
     check_float,
@@ -25,6 +25,7 @@ from losses.checks import (
     fail,
     reduce,
 )
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "multi_margin"
@@ -118,6 +119,7 @@ register(
         function=multi_margin_loss,
         aliases=("multi_margin_loss", "multimargin"),
         problem_types=("classification",),
+        option_rules={"p": Choice((1, 2)), "margin": Real()},
         input_kind="scores",
         target_kind="class_indices",
         summary=(

@@ -9,6 +9,7 @@ from torch import Tensor
 from losses._margin import check_scores
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Choice,
     check_choice_option,
     check_finite,
     check_in_set,
@@ -117,6 +118,7 @@ register(
         function=multilabel_margin_loss,
         aliases=("multilabel_margin_loss", "multilabel_hinge"),
         problem_types=("multilabel",),
+        option_rules={"target_format": Choice(TARGET_FORMATS)},
         input_kind="scores",
         target_kind="binary",
         summary="Pairwise hinge asking every true label to outscore every other class by 1.",

@@ -11,13 +11,12 @@ from losses._classification import (
     check_dense_class_layout,
     check_index_target,
     check_log_probabilities,
-    compute_dtype,
-    no_autocast,
     reduce_class_indices,
     to_dtype,
 )
 from losses.base import FunctionalLoss
-from losses.checks import check_float, check_int_option, check_reduction, check_tensor
+from losses.checks import Integer, check_float, check_int_option, check_reduction, check_tensor
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "nll"
@@ -99,6 +98,7 @@ register(
         function=nll_loss,
         aliases=("nll_loss", "negative_log_likelihood"),
         problem_types=("classification", "segmentation"),
+        option_rules={"ignore_index": Integer()},
         input_kind="log_probabilities",
         target_kind="class_indices",
         summary=(

@@ -8,6 +8,7 @@ from torch import Tensor
 from losses._regression import check_counts_dtype
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Real,
     check_bool_option,
     check_finite,
     check_float,
@@ -111,6 +112,7 @@ register(
         function=poisson_nll_loss,
         aliases=("poisson",),
         problem_types=("regression",),
+        option_rules={"eps": Real(low=0.0, low_open=True)},
         input_kind="log_rates",
         target_kind="counts",
         summary="Negative log-likelihood of counts under a Poisson rate given as its log (or directly).",

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option, reduce
+from losses.checks import Real, check_real_option, reduce
 from losses.registry import LossSpec, register
 
 NAME = "quantile"
@@ -69,6 +69,7 @@ register(
         function=quantile_loss,
         aliases=("pinball",),
         problem_types=("regression",),
+        option_rules={"q": Real(low=0.0, high=1.0)},
         input_kind="values",
         target_kind="values",
         summary="Pinball loss: asymmetric absolute error whose minimiser is the q-quantile.",

@@ -9,11 +9,14 @@ task converts model outputs once per *kind* rather than once per loss.
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from torch import nn
+
+from losses.checks import Choice, Flag, OptionRule, Reduction
 
 PROBLEM_TYPES = (
     "regression",
@@ -55,6 +58,9 @@ TARGET_KINDS = (
     "none",  # no target (GAN losses)
 )
 
+#: How a metric-learning loss compares embeddings; retrieval should rank the same way.
+GEOMETRIES = ("euclidean", "cosine")
+
 
 @dataclass(frozen=True)
 class Kinds:
@@ -78,6 +84,20 @@ class LossSpec:
     the kinds the loss consumes then: focal and dice consume different targets in binary
     and multiclass mode, triplet consumes class labels once ``mining`` is set.
     :meth:`kinds_for` resolves it from build options.
+
+    Computed once at registration from the loss function's signature:
+
+    * ``options``: keyword-only option names mapped to their defaults (read-only);
+    * ``extra_args``: required positional parameters beyond ``(input, target)``, e.g.
+      ``("var",)`` for gaussian_nll, ``("input_lengths", "target_lengths")`` for ctc;
+    * ``option_rules``: the declared rules (``option_rules=`` at construction) plus the
+      ones every loss shares: ``reduction`` in ``("none", "mean", "sum")``,
+      ``check_values`` True/False/None, a bool for every option whose default is a bool,
+      and the mode option among ``modes``. :meth:`check_options` applies them, and
+      :func:`build` calls it, so a bad value fails when the loss is built.
+
+    ``geometry`` says how a metric-learning loss compares embeddings (``"euclidean"`` or
+    ``"cosine"``; ``None`` for every other loss).
     """
 
     name: str
@@ -98,6 +118,10 @@ class LossSpec:
     default_mode: str | None = None
     #: the option whose value selects an entry of ``modes`` (triplet: ``"mining"``)
     mode_option: str = "mode"
+    #: ``"euclidean"`` | ``"cosine"`` for the metric-learning losses, else ``None``
+    geometry: str | None = None
+    #: rules for option values (merged with the shared ones in ``__post_init__``)
+    option_rules: Mapping[str, OptionRule] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         Kinds(self.input_kind, self.target_kind)  # validates both kinds
@@ -107,12 +131,67 @@ class LossSpec:
         for text_field in ("summary", "formula", "reference", "when_to_use", "pitfalls"):
             if not getattr(self, text_field).strip():
                 raise ValueError(f"{self.name}: spec field {text_field!r} is empty")
+        if self.geometry is not None and self.geometry not in GEOMETRIES:
+            raise ValueError(
+                f"{self.name}: unknown geometry {self.geometry!r}; expected one of {GEOMETRIES}"
+            )
         object.__setattr__(self, "modes", MappingProxyType(dict(self.modes)))
+        params = list(inspect.signature(self.function).parameters.values())
+        options = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+        positional = [
+            p.name
+            for p in params
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        # computed once, read through the properties below (not dataclass fields, so
+        # ``LossSpec(**fields)`` and ``dataclasses.replace`` work as before)
+        object.__setattr__(self, "_options", MappingProxyType(options))
+        object.__setattr__(self, "_extra_args", tuple(positional[2:]))
+        unknown_rules = sorted(set(self.option_rules) - set(options))
+        if unknown_rules:
+            raise ValueError(f"{self.name}: option_rules for unknown options {unknown_rules}")
+        object.__setattr__(
+            self, "option_rules", MappingProxyType({**self._shared_rules(), **self.option_rules})
+        )
         object.__setattr__(
             self,
             "preset_aliases",
             MappingProxyType({_normalise(k): dict(v) for k, v in self.preset_aliases.items()}),
         )
+
+    @property
+    def options(self) -> Mapping[str, object]:
+        """Keyword-only option names of the loss function mapped to their defaults."""
+        return self._options
+
+    @property
+    def extra_args(self) -> tuple[str, ...]:
+        """Required positional parameters beyond ``(input, target)``."""
+        return self._extra_args
+
+    def _shared_rules(self) -> dict[str, OptionRule]:
+        rules: dict[str, OptionRule] = {}
+        for name, default in self.options.items():
+            if isinstance(default, bool):
+                rules[name] = Flag()
+        if "reduction" in self.options:
+            rules["reduction"] = Reduction()
+        if "check_values" in self.options:
+            rules["check_values"] = Flag(optional=True)
+        if self.modes and self.mode_option in self.options:
+            rules[self.mode_option] = Choice(tuple(self.modes))
+        return rules
+
+    def check_options(self, options: Mapping[str, object]) -> None:
+        """Refuse option values outside their rule (a ``LossInputError`` naming the option).
+
+        Options without a rule (tensor options, free-form values) and unknown names
+        pass here; the module refuses unknown names itself.
+        """
+        for key, value in options.items():
+            rule = self.option_rules.get(key)
+            if rule is not None:
+                rule.check(self.name, key, value)
 
     @property
     def all_aliases(self) -> tuple[str, ...]:
@@ -132,6 +211,7 @@ class LossSpec:
 
 
 _SPECS: dict[str, LossSpec] = {}
+_BY_MODULE: dict[type, LossSpec] = {}
 _LOOKUP: dict[str, str] = {}  # canonical names and aliases -> canonical name
 
 
@@ -146,6 +226,7 @@ def register(spec: LossSpec) -> LossSpec:
         if key in _LOOKUP:
             raise ValueError(f"loss name or alias {key!r} is already registered")
     _SPECS[spec.name] = spec
+    _BY_MODULE[spec.module] = spec
     for key in (spec.name, *spec.all_aliases):
         _LOOKUP[_normalise(key)] = spec.name
     return spec
@@ -182,14 +263,26 @@ def spec(name: str) -> LossSpec:
     return _SPECS[resolve(name)]
 
 
+def spec_of_module(module: type) -> LossSpec | None:
+    """The spec registered for a loss module class, ``None`` for an unregistered one."""
+    return _BY_MODULE.get(module)
+
+
 def preset_options(name: str) -> dict:
     """Options an alias presets (``giou`` -> ``{"kind": "giou"}``); ``{}`` for plain names."""
     return dict(spec(name).preset_aliases.get(_normalise(name), {}))
 
 
 def build(name: str, **options) -> nn.Module:
-    """Instantiate a loss by name or alias; explicit options override an alias's presets."""
-    return spec(name).module(**{**preset_options(name), **options})
+    """Instantiate a loss by name or alias; explicit options override an alias's presets.
+
+    Option values are checked here (:meth:`LossSpec.check_options`), so
+    ``build("mse", reduction="average")`` fails at once, not at the first call.
+    """
+    s = spec(name)
+    merged = {**preset_options(name), **options}
+    s.check_options(merged)
+    return s.module(**merged)
 
 
 def for_problem(problem_type: str) -> list[str]:

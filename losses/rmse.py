@@ -9,7 +9,7 @@ from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option
+from losses.checks import Real, check_real_option
 from losses.registry import LossSpec, register
 
 NAME = "rmse"
@@ -97,6 +97,7 @@ register(
         function=rmse_loss,
         aliases=("root_mean_squared_error",),
         problem_types=("regression",),
+        option_rules={"eps": Real(low=0.0, low_open=True)},
         input_kind="values",
         target_kind="values",
         summary="Square root of the mean squared error (pooled over the batch by default).",

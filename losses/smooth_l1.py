@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option, reduce
+from losses.checks import Real, check_real_option, reduce
 from losses.registry import LossSpec, register
 
 NAME = "smooth_l1"
@@ -68,6 +68,7 @@ register(
         function=smooth_l1_loss,
         aliases=("smoothl1",),
         problem_types=("regression", "detection"),
+        option_rules={"beta": Real(low=0.0)},
         input_kind="values",
         target_kind="values",
         summary="Squared error for small residuals, absolute error (slope 1) beyond beta.",

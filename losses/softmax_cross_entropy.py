@@ -9,12 +9,11 @@ from losses._classification import (
     check_flat_scores,
     check_flat_target,
     check_flat_target_values,
-    compute_dtype,
-    no_autocast,
     to_dtype,
 )
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Real,
     check_finite,
     check_float,
     check_real_option,
@@ -22,6 +21,7 @@ from losses.checks import (
     check_tensor,
     reduce,
 )
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "softmax_cross_entropy"
@@ -108,6 +108,7 @@ register(
         function=softmax_cross_entropy_loss,
         aliases=("softmax_ce", "softmax_cross_entropy_with_logits"),
         problem_types=("classification",),
+        option_rules={"label_smoothing": Real(low=0.0, high=1.0)},
         input_kind="logits",
         target_kind="one_hot_or_soft",
         summary=(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._margin import check_embeddings, check_labels, compute_dtype, no_autocast
+from losses._margin import check_embeddings, check_labels
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option, check_reduction, graph_zero, weighted_mean
+from losses.checks import Real, check_real_option, check_reduction, graph_zero, weighted_mean
 from losses.distances import cosine_similarity_matrix
 from losses.miners import pair_masks
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
 
 NAME = "supcon"
@@ -100,6 +101,8 @@ register(
         function=supcon_loss,
         aliases=("supervised_contrastive", "supcon_loss"),
         problem_types=("metric_learning",),
+        option_rules={"temperature": Real(low=0.0, low_open=True, finite=True)},
+        geometry="cosine",
         input_kind="embeddings",
         target_kind="class_labels",
         summary="Supervised contrastive loss: each anchor's same-label samples must win a "
@@ -112,6 +115,9 @@ register(
         "batch at once.",
         pitfalls="Needs several samples per class in a batch (anchors without a positive "
         "are skipped); sensitive to temperature (small values sharpen and can "
-        "destabilise); benefits from large batches and strong augmentation.",
+        "destabilise); benefits from large batches and strong augmentation. A batch with "
+        "no negative pair (one label only) still gives log-style values, -mean_p log "
+        "softmax over the positives, at least log(N - 1), where pytorch-metric-learning's "
+        "SupConLoss returns 0 there.",
     )
 )

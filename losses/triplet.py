@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._margin import check_arity, check_embeddings, check_labels, compute_dtype, no_autocast
+from losses._margin import check_arity, check_embeddings, check_labels
 from losses.base import FunctionalLoss
 from losses.checks import (
+    Real,
     check_bool_option,
     check_choice_option,
     check_real_option,
@@ -20,6 +21,7 @@ from losses.checks import (
 )
 from losses.distances import pnorm_matrix
 from losses.miners import TRIPLET_STRATEGIES, mine_triplets
+from losses.precision import compute_dtype, no_autocast
 from losses.registry import Kinds, LossSpec, register
 
 NAME = "triplet"
@@ -165,6 +167,12 @@ register(
             "semihard_triplet": {"mining": "semihard"},
         },
         problem_types=("metric_learning",),
+        option_rules={
+            "margin": Real(low=0.0, finite=True),
+            "p": Real(low=0.0, low_open=True, finite=True),
+            "eps": Real(low=0.0, finite=True),
+        },
+        geometry="euclidean",
         input_kind="embeddings",
         target_kind="none",
         modes={

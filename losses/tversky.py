@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from losses._overlap import CONSUMES, OverlapStats, overlap_loss
+from losses._overlap import CONSUMES, OPTION_RULES, OverlapStats, overlap_loss
 from losses.base import FunctionalLoss
-from losses.checks import check_real_option
+from losses.checks import Real, check_real_option
 from losses.registry import LossSpec, register
 
 NAME = "tversky"
@@ -47,7 +47,8 @@ def tversky_loss(
         TI_c = \frac{TP + s}{\max(TP + \alpha\,FP + \beta\,FN + s,\ \epsilon)},
         \qquad \ell_c = (1 - TI_c)\,[\textstyle\sum t > 0]
 
-    ``alpha = beta = 0.5`` gives the Dice loss, ``alpha = beta = 1`` the Jaccard loss;
+    ``alpha = beta = 0.5`` gives the Dice loss and ``alpha = beta = 1`` the Jaccard loss
+    at ``smooth=0`` (with ``smooth`` s, 0.5 / 0.5 is dice with ``smooth`` 2 s);
     ``beta > alpha`` penalises missed foreground more than false alarms (better recall).
     With ``gamma=1`` this equals ``segmentation_models_pytorch.losses.TverskyLoss``.
 
@@ -128,6 +129,11 @@ register(
         function=tversky_loss,
         aliases=("tversky_loss",),
         problem_types=("segmentation",),
+        option_rules={
+            **OPTION_RULES,
+            "alpha": Real(low=0.0, finite=True),
+            "beta": Real(low=0.0, finite=True),
+        },
         **CONSUMES,
         summary=(
             "One minus the soft Tversky index per class: an overlap score whose alpha and "
@@ -146,9 +152,11 @@ register(
             "precision: raise beta above alpha (e.g. 0.3 / 0.7)."
         ),
         pitfalls=(
-            "alpha = beta = 0.5 is exactly dice, so the defaults add nothing over dice; "
-            "a large beta trades precision for recall and can over-segment; classes "
-            "absent from the targets contribute 0 but count in the mean."
+            "alpha = beta = 0.5 equals dice only at smooth=0: with smooth s it equals dice "
+            "with smooth 2 s (this adds s to TP + (FP + FN) / 2, dice to 2 TP + FP + FN). "
+            "A large beta trades precision for recall and can over-segment. Absent "
+            "classes: a class with no target pixels in the batch (in the image with "
+            "per_image) contributes 0 but counts in the mean (it is not skipped)."
         ),
     )
 )

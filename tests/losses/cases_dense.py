@@ -1,4 +1,4 @@
-"""Contract-test cases for CTC, box IoU, the dense-overlap losses and the GAN losses."""
+"""Contract-test cases for CTC, box IoU, the dense-overlap losses, lovasz and the GAN losses."""
 
 from __future__ import annotations
 
@@ -106,6 +106,25 @@ def _overlap_cases():
     return cases
 
 
+_LOVASZ_MASKS = {
+    "multiclass": (_multiclass, {}),
+    "multiclass_ignore_perimage_all": (
+        _multiclass_ignored,
+        {"ignore_index": 255, "per_image": True, "classes": "all"},
+    ),
+    "multiclass_classes": (_multiclass, {"classes": [0, 2]}),
+    "binary": (_binary, {"mode": "binary"}),
+    "binary_squeezed_all": (_binary_squeezed, {"mode": "binary", "classes": "all"}),
+}
+
+
+def _lovasz_cases():
+    return [
+        Case("lovasz", make, options=options, float32_under_autocast=True, variant=variant)
+        for variant, (make, options) in _LOVASZ_MASKS.items()
+    ]
+
+
 # --------------------------------------------------------------------------- gan
 def _critic_logits(n, dtype, gen):
     return (randn(gen, n, dtype=dtype), randn(gen, n, dtype=dtype)), {}
@@ -125,6 +144,14 @@ CASES = [
         float32_under_autocast=True,
         variant="concatenated",
     ),
+    Case(
+        "ctc",
+        _ctc_padded,
+        options={"focal_gamma": 1.0, "label_smoothing": 0.1, "entropy_weight": 0.05},
+        logits_arg=None,
+        float32_under_autocast=True,
+        variant="focal_smoothed_entropy",
+    ),
     *[
         Case(
             "iou",
@@ -139,6 +166,7 @@ CASES = [
         for kind in ("iou", "giou", "diou", "ciou")
     ],
     *_overlap_cases(),
+    *_lovasz_cases(),
     *[
         Case(
             "gan",

@@ -10,7 +10,7 @@ import torch
 
 import losses
 from losses.checks import LossInputError
-from losses.ctc import CTCLoss, ctc_loss
+from losses.ctc import CTCLoss, ctc_loss, impossible_alignments, required_frames
 
 
 def _batch(n=4, t=12, c=6, s=4, seed=0, dtype=torch.float64, blank=0):
@@ -95,7 +95,12 @@ def test_zero_infinity_matches_torch(reduction):
     torch.testing.assert_close(g_ours, g_theirs)
     assert torch.isfinite(g_ours).all()
     plain = ctc_loss(
-        logits.log_softmax(-1), labels, input_lengths, target_lengths, reduction="none"
+        logits.log_softmax(-1),
+        labels,
+        input_lengths,
+        target_lengths,
+        reduction="none",
+        check_values=False,  # with value checks on, an impossible sample is an error
     )
     assert torch.isinf(plain[1]) and torch.isfinite(plain[[0, 2]]).all()
 
@@ -299,3 +304,134 @@ def test_module_and_alias():
         "label_sequences",
         ("ctc",),
     )
+
+
+# ----------------------------------------------------------------- impossible alignments
+def test_impossible_alignment_is_an_error_naming_the_sample():
+    lp = torch.randn(2, 1, 5, dtype=torch.float64).log_softmax(-1)
+    targets = torch.tensor([[1, 2, 3, 4, 1, 2, 3, 4, 1, 2]])
+    with pytest.raises(LossInputError, match=r"impossible alignment: sample 0 has input length 2"):
+        losses.build("ctc")(lp, targets, [2], [10])
+    # value checks off: torch's inf, as before; zero_infinity: dropped
+    assert torch.isinf(losses.build("ctc", check_values=False)(lp, targets, [2], [10]))
+    assert losses.build("ctc", zero_infinity=True)(lp, targets, [2], [10]).item() == 0.0
+
+
+def test_the_blank_between_repeats_counts():
+    lp = torch.randn(6, 3, 4, dtype=torch.float64).log_softmax(-1)
+    targets = torch.tensor([[1, 1, 2], [1, 2, 3], [2, 2, 2]])
+    lengths = torch.tensor([3, 3, 3])
+    assert required_frames(targets, lengths).tolist() == [4, 3, 5]
+    mask = impossible_alignments(targets, [3, 3, 4], lengths)
+    assert mask.tolist() == [True, False, True]
+    with pytest.raises(LossInputError, match=r"sample 0 .* needs 4 frames .* plus 1 blanks.*"
+                       r"sample 2 .* needs 5 frames"):  # fmt: skip
+        ctc_loss(lp, targets, [3, 3, 4], lengths)
+
+
+def _feasible_by_enumeration(target, steps, classes=3, blank=0):
+    """Whether any path of ``steps`` frames collapses to ``target``."""
+    for path in itertools.product(range(classes), repeat=steps):
+        collapsed = [k for i, k in enumerate(path) if i == 0 or k != path[i - 1]]
+        if [k for k in collapsed if k != blank] == list(target):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("layout", ["padded", "concatenated"])
+def test_impossible_mask_matches_enumeration(layout):
+    gen = torch.Generator().manual_seed(11)
+    n, s = 12, 3
+    labels = 1 + torch.randint(0, 2, (n, s), generator=gen)
+    target_lengths = torch.randint(0, s + 1, (n,), generator=gen)
+    input_lengths = torch.randint(1, 6, (n,), generator=gen)
+    targets = labels if layout == "padded" else _concatenate(labels, target_lengths)
+    got = impossible_alignments(targets, input_lengths, target_lengths)
+    expected = [
+        not _feasible_by_enumeration(labels[i, : target_lengths[i]].tolist(), int(input_lengths[i]))
+        for i in range(n)
+    ]
+    assert got.tolist() == expected
+    assert any(expected) and not all(expected)
+
+
+# ----------------------------------------------------------------- focal, smoothing, entropy
+def _variant_reference(lp, labels, input_lengths, target_lengths, *, gamma=0.0, alpha=1.0,
+                       smoothing=0.0, entropy=0.0):  # fmt: skip
+    """Per-sample loss from the float64 forward algorithm and explicit frame sums."""
+    out = []
+    c = lp.shape[2]
+    for i in range(lp.shape[1]):
+        frames = lp[: input_lengths[i], i]
+        nll = _forward_algorithm(frames, labels[i, : target_lengths[i]].tolist(), 0)
+        value = (1 - smoothing) * alpha * (1 - math.exp(-nll)) ** gamma * nll
+        for row in frames.tolist():
+            value += smoothing * sum(-v / c for v in row)
+            value -= entropy * sum(-math.exp(v) * v for v in row)
+        out.append(value)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+VARIANTS = [
+    {"focal_gamma": 2.0},
+    {"focal_gamma": 0.5, "focal_alpha": 0.25},
+    {"label_smoothing": 0.1},
+    {"entropy_weight": 0.05},
+    {"focal_gamma": 1.0, "label_smoothing": 0.2, "entropy_weight": 0.1},
+]
+NAMES = {"focal_gamma": "gamma", "focal_alpha": "alpha", "label_smoothing": "smoothing",
+         "entropy_weight": "entropy"}  # fmt: skip
+
+
+@pytest.mark.parametrize("options", VARIANTS, ids=lambda o: ",".join(o))
+def test_variants_match_a_float64_reference(options):
+    logits, labels, input_lengths, target_lengths = _batch(n=4, t=9, c=5, s=3, seed=12)
+    lp = logits.log_softmax(-1)
+    got = ctc_loss(lp, labels, input_lengths, target_lengths, reduction="none", **options)
+    ref = _variant_reference(
+        lp, labels, input_lengths, target_lengths, **{NAMES[k]: v for k, v in options.items()}
+    )
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+    mean = ctc_loss(lp, labels, input_lengths, target_lengths, **options)
+    torch.testing.assert_close(mean, (ref / target_lengths.double()).mean())
+
+    # the gradient is the derivative of the value (small batch: gradcheck is O(inputs))
+    logits, labels, input_lengths, target_lengths = _batch(n=2, t=5, c=3, s=2, seed=15)
+    x = logits.log_softmax(-1).detach().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda v: ctc_loss(
+            v, labels, input_lengths, target_lengths, reduction="sum", check_values=False,
+            **options,
+        ),
+        (x,),
+    )  # fmt: skip
+
+
+def test_focal_ctc_down_weights_likely_sequences():
+    logits, labels, input_lengths, target_lengths = _batch(n=4, seed=13)
+    lp = logits.log_softmax(-1)
+    plain = ctc_loss(lp, labels, input_lengths, target_lengths, reduction="none")
+    focal = ctc_loss(lp, labels, input_lengths, target_lengths, reduction="none", focal_gamma=2.0)
+    assert (focal < plain).all()
+    torch.testing.assert_close(focal, (1 - torch.exp(-plain)) ** 2 * plain)
+
+
+def test_variants_drop_impossible_samples_entirely_with_zero_infinity():
+    logits, labels, input_lengths, target_lengths = _batch(n=3, t=5, s=4, seed=14)
+    labels[1] = torch.tensor([2, 2, 2, 2])  # needs 7 frames
+    target_lengths[1] = 4
+    input_lengths = torch.tensor([5, 5, 5])
+    x = logits.log_softmax(-1).detach().requires_grad_(True)
+    value = ctc_loss(x, labels, input_lengths, target_lengths, reduction="none",
+                     zero_infinity=True, focal_gamma=0.5, label_smoothing=0.1,
+                     entropy_weight=0.1)  # fmt: skip
+    assert value[1].item() == 0.0 and (value[[0, 2]] > 0).all()
+    value.sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad[:, 1] == 0).all()
+
+
+def test_variant_options_are_checked_at_build():
+    for key, bad in [("focal_gamma", -1.0), ("focal_alpha", 0.0), ("label_smoothing", 1.5),
+                     ("entropy_weight", float("inf"))]:  # fmt: skip
+        with pytest.raises(LossInputError, match=f"ctc: option {key}"):
+            losses.build("ctc", **{key: bad})
