@@ -122,12 +122,22 @@ class GaussianMixture:
 
     @classmethod
     def layout(
-        cls, name: str, *, num_modes: int = 8, radius: float = 2.0, spacing: float = 2.0,
-        std: float = 0.02,
+        cls,
+        name: str,
+        *,
+        num_modes: int | None = None,
+        radius: float = 2.0,
+        spacing: float = 2.0,
+        std: float | None = None,
     ) -> GaussianMixture:
-        """``ring``: ``num_modes`` centres evenly on a circle of ``radius``, the first at
-        (radius, 0). ``grid``: a square grid of ``num_modes`` (a square number) centres
-        ``spacing`` apart, centred on the origin (25 modes: -4 .. 4 on both axes)."""
+        """``ring``: ``num_modes`` (default 8) centres evenly on a circle of ``radius``, the
+        first at (radius, 0), std 0.02 by default. ``grid``: a square grid of ``num_modes``
+        (a square number, default 25) centres ``spacing`` apart, centred on the origin
+        (25 modes: -4 .. 4 on both axes), std 0.05 by default."""
+        if num_modes is None:
+            num_modes = 8 if name == "ring" else 25
+        if std is None:
+            std = 0.02 if name == "ring" else 0.05
         if name not in LAYOUTS:
             raise ValueError(f"unknown mixture layout {name!r}; expected one of {LAYOUTS}")
         if std <= 0:
@@ -150,7 +160,9 @@ class GaussianMixture:
     def num_modes(self) -> int:
         return len(self.centres)
 
-    def sample(self, size: int, generator: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, size: int, generator: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``size`` points float32 (size, 2) and the mode each came from, int64 (size,)."""
         modes = generator.integers(0, self.num_modes, size)
         noise = generator.standard_normal((size, 2)) * self.std
@@ -188,17 +200,16 @@ class SyntheticGANDataModule(InMemoryDataModule):
         drop_last: bool = True,
         **common,
     ):
-        num_modes = num_modes if num_modes is not None else (8 if layout == "ring" else 25)
-        std = std if std is not None else (0.02 if layout == "ring" else 0.05)
         self.mixture = GaussianMixture.layout(
             layout, num_modes=num_modes, radius=radius, spacing=spacing, std=std
         )
         super().__init__(val_size=val_size, drop_last=drop_last, **common)
         self.layout = layout
-        self.name = f"synthetic_gan_{layout}{num_modes}"
-        self.num_classes = num_modes
+        self.name = f"synthetic_gan_{layout}{self.mixture.num_modes}"
+        self.num_classes = self.mixture.num_modes
         self.class_names = [
-            f"mode {k} ({x:+.1f}, {y:+.1f})" for k, (x, y) in enumerate(self.mixture.centres.tolist())
+            f"mode {k} ({x:+.1f}, {y:+.1f})"
+            for k, (x, y) in enumerate(self.mixture.centres.tolist())
         ]
         self.train_size, self.test_size = train_size, test_size
 

@@ -138,7 +138,11 @@ class DCGANDiscriminator(nn.Module):
         channels, side, _ = _image_shape(input_shape)
         if norm not in DISCRIMINATOR_NORMS:
             raise ValueError(f"unknown norm {norm!r}; expected one of {DISCRIMINATOR_NORMS}")
-        self.input_shape, self.norm, self.spectral_norm = (channels, side, side), norm, spectral_norm
+        self.input_shape, self.norm, self.spectral_norm = (
+            (channels, side, side),
+            norm,
+            spectral_norm,
+        )
         sides = spatial_sides(side)
         layers: list[nn.Module] = []
         in_channels = channels
@@ -288,7 +292,9 @@ def dcgan(
     return GANPair(
         DCGANGenerator(input_shape, latent_dim=latent_dim, width=generator_width),
         DCGANDiscriminator(
-            input_shape, width=discriminator_width, norm=discriminator_norm,
+            input_shape,
+            width=discriminator_width,
+            norm=discriminator_norm,
             spectral_norm=spectral_norm,
         ),
     )

@@ -379,7 +379,10 @@ def _classifier_from_record(record: dict, provenance: dict) -> DomainClassifier:
         "steps": record["steps"],
     }
     return DomainClassifier(
-        net, record["mean"], record["std"], class_names=record["class_names"] or None,
+        net,
+        record["mean"],
+        record["std"],
+        class_names=record["class_names"] or None,
         provenance=info,
     )
 
@@ -872,9 +875,7 @@ def sample_quality_for(
                 "are computed on the coordinates (use auto)"
             )
         points = PassThrough(math.prod(datamodule.input_shape))
-        return SampleQuality(
-            points, mixture=mixture, class_names=datamodule.class_names, **options
-        )
+        return SampleQuality(points, mixture=mixture, class_names=datamodule.class_names, **options)
     if fid_features == "inception":
         root = Path(datamodule.root)
         weights = find_inception_weights(inception_weights, [root / "weights", root])

@@ -67,7 +67,7 @@ def scatter_figure(
 ):
     """A matplotlib figure of real (grey) and generated (orange) 2-D points.
 
-    ``centres``: the mixture's modes, drawn as black crosses; ``limits``:
+    ``centres``: the mixture's modes, drawn as black rings around them; ``limits``:
     ``(low, high)`` of both axes (default: the real points' range with a margin).
     """
     import matplotlib
@@ -82,21 +82,37 @@ def scatter_figure(
         )
     figure = Figure(figsize=(5, 5), dpi=100)
     axes = figure.add_subplot()
-    axes.scatter(real[:, 0], real[:, 1], s=3, c="0.6", alpha=0.5, label=f"real ({len(real)})")
-    axes.scatter(
-        generated[:, 0], generated[:, 1], s=3, c="tab:orange", alpha=0.6,
-        label=f"generated ({len(generated)})",
-    )
     if centres is not None:
         centres = centres.detach().float().cpu()
-        axes.scatter(centres[:, 0], centres[:, 1], s=40, c="black", marker="x", label="modes")
+        axes.scatter(
+            centres[:, 0],
+            centres[:, 1],
+            s=120,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=0.8,
+            label="modes",
+            zorder=1,
+        )
+    axes.scatter(
+        real[:, 0], real[:, 1], s=3, c="0.45", alpha=0.5, label=f"real ({len(real)})", zorder=2
+    )
+    axes.scatter(
+        generated[:, 0],
+        generated[:, 1],
+        s=3,
+        c="tab:orange",
+        alpha=0.6,
+        label=f"generated ({len(generated)})",
+        zorder=3,
+    )
     if limits is None:
         span = float(real.abs().max()) if len(real) else 1.0
         limits = (-1.15 * span, 1.15 * span)
     axes.set_xlim(*limits)
     axes.set_ylim(*limits)
     axes.set_aspect("equal")
-    axes.legend(loc="upper right", fontsize=8, markerscale=3)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=3, fontsize=8, frameon=False)
     if title:
         axes.set_title(title, fontsize=10)
     figure.tight_layout()

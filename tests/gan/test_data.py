@@ -104,7 +104,8 @@ def test_grid_mixture_has_25_modes_two_apart():
     points, modes = mixture.sample(1000, np.random.default_rng(0))
     assert points.shape == (1000, 2) and modes.max() < 25
     dm = SyntheticGANDataModule(root="unused", layout="grid")
-    assert (dm.num_classes, dm.mixture.std) == (25, 0.05)
+    assert (dm.num_classes, dm.mixture.std, dm.name) == (25, 0.05, "synthetic_gan_grid25")
+    assert torch.equal(dm.mixture.centres, GaussianMixture.layout("grid").centres)
 
 
 @pytest.mark.parametrize(

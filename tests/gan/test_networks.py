@@ -69,7 +69,7 @@ def test_layer_norm_discriminator_scores_each_sample_alone():
 
 
 def test_penalties_refuse_a_batch_norm_discriminator():
-    with pytest.raises(ValueError, match="batch norm.*norm=layer"):
+    with pytest.raises(ValueError, match=r"batch norm.*norm=layer"):
         check_penalty_compatible(DCGANDiscriminator((1, 28, 28), width=4, norm="batch"))
     check_penalty_compatible(DCGANDiscriminator((1, 28, 28), width=4, norm="layer"))
     check_penalty_compatible(MLPDiscriminator((2,)))
