@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 import losses
 from losslab.config import CONFIG_DIR
-from tasks.binding import keyword_options, leaves_mode_to_task
+from tasks.binding import leaves_mode_to_task
 
 LOSS_CONFIG_DIR = CONFIG_DIR / "loss"
 HEADER = "# Generated from the losses registry by scripts/generate_loss_configs.py; do not edit."
@@ -38,7 +38,7 @@ def render(name: str) -> str:
     """The text of ``configs/loss/<name>.yaml``."""
     spec = losses.spec(name)
     options = {}
-    for key, default in keyword_options(spec.name).items():
+    for key, default in spec.options.items():
         try:
             options[key] = _config_value(default)
         except TypeError:

@@ -44,13 +44,7 @@ from torchmetrics import MetricCollection
 import losses
 from datamodules.batch import Batch
 from models.outputs import build_network
-from tasks.binding import (
-    IncompatibleData,
-    IncompatibleLoss,
-    LossBinding,
-    bind_loss,
-    keyword_options,
-)
+from tasks.binding import IncompatibleData, IncompatibleLoss, LossBinding, bind_loss
 from tasks.data_info import DataInfo
 from tasks.optim import build_scheduler
 from tasks.terms import loss_terms
@@ -71,7 +65,7 @@ class BoundTerm:
         """Whether the task may switch this loss's value checks off after a first batch:
         the loss has them and the config left them unset."""
         return (
-            "check_values" in keyword_options(self.binding.name)
+            "check_values" in losses.spec(self.binding.name).options
             and self.binding.options.get("check_values") is None
         )
 
@@ -185,6 +179,11 @@ class TaskCore(L.LightningModule):
     def binding(self) -> LossBinding:
         """The first term's binding: it decides the network's head (see output_width)."""
         return self.terms[0].binding
+
+    @property
+    def loss_fn(self) -> nn.Module:
+        """The first term's loss module (the loss itself when there is one term)."""
+        return self.loss_fns[self.terms[0].key]
 
     @property
     def loss_name(self) -> str:
@@ -302,8 +301,9 @@ class SupervisedTask(TaskCore):
 
     # -- hooks -------------------------------------------------------------------------
 
-    def output_width(self, binding: LossBinding) -> int:
-        """How many outputs (per sample, pixel or frame) the network needs for ``binding``."""
+    def output_width(self, binding: LossBinding | None = None) -> int:
+        """How many outputs (per sample, pixel or frame) the network needs for ``binding``
+        (default: the first term)."""
         raise NotImplementedError
 
     def predictions(self, outputs: Tensor) -> Tensor:

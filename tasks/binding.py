@@ -9,7 +9,6 @@ data is read or any network is built.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,23 +39,6 @@ class LossBinding:
     extra_args: tuple[str, ...] = ()
 
 
-def keyword_options(name: str) -> dict[str, object]:
-    """A loss's options and their defaults: the keyword-only parameters of its function."""
-    params = inspect.signature(losses.spec(name).function).parameters.values()
-    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
-
-
-def extra_arguments(name: str) -> tuple[str, ...]:
-    """Required positional parameters of a loss beyond ``(input, target)``."""
-    params = inspect.signature(losses.spec(name).function).parameters.values()
-    positional = [
-        p.name
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
-    return tuple(positional[2:])
-
-
 def bind_loss(
     task: type[SupervisedTask], name: str, options: Mapping | None, data: DataInfo
 ) -> LossBinding:
@@ -83,7 +65,7 @@ def bind_loss(
             f"loss {spec.name!r}: it serves {', '.join(spec.problem_types)}, "
             f"not {task.problem_type}"
         )
-    extra = extra_arguments(spec.name)
+    extra = spec.extra_args
     if spec.modes and spec.mode_option != "mode" and "mode" in options:
         synonym = options.pop("mode")
         if options.get(spec.mode_option) is None:
@@ -112,7 +94,7 @@ def _leave_out_void(spec: losses.LossSpec, options: dict, data: DataInfo) -> str
     void = data.ignore_index
     if void is None:
         return ""
-    defaults = keyword_options(spec.name)
+    defaults = spec.options
     if "ignore_index" not in defaults:
         return (
             f"dataset {data.name!r} marks void pixels with {void}, and this loss has no "

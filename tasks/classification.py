@@ -15,7 +15,7 @@ from torchmetrics.classification import (
 
 import losses
 from tasks.base import Batch, SupervisedTask
-from tasks.binding import LossBinding, keyword_options
+from tasks.binding import LossBinding
 from tasks.conversions import CLASSIFIER_INPUTS, CLASSIFIER_TARGETS, ClassifierHead
 from tasks.data_info import DataInfo
 
@@ -105,7 +105,9 @@ class ClassificationTask(SupervisedTask):
             )
         if not any(self._weighted(term.binding) for term in self.terms):
             weighted = [
-                n for n in losses.for_problem("classification") if "weight" in keyword_options(n)
+                n
+                for n in losses.for_problem("classification")
+                if "weight" in losses.spec(n).options
             ]
             raise ValueError(
                 f"task.class_weighting needs a loss with a 'weight' option; "
@@ -128,11 +130,11 @@ class ClassificationTask(SupervisedTask):
     def head_for(self, binding: LossBinding) -> ClassifierHead:
         return ClassifierHead.for_target(binding.kinds.target, self.data_info.num_classes)
 
-    def output_width(self, binding: LossBinding) -> int:
-        return self.head_for(binding).width
+    def output_width(self, binding: LossBinding | None = None) -> int:
+        return self.head_for(binding or self.binding).width
 
     def _weighted(self, binding: LossBinding) -> bool:
-        return self.class_weighting is not None and "weight" in keyword_options(binding.name)
+        return self.class_weighting is not None and "weight" in losses.spec(binding.name).options
 
     def setup(self, stage: str) -> None:
         if self.class_weighting is not None and stage == "fit":

@@ -160,18 +160,14 @@ class MetricLearningTask(SupervisedTask):
 
     # -- hooks -------------------------------------------------------------------------
 
-    def output_width(self, binding: LossBinding) -> int:
+    def output_width(self, binding: LossBinding | None = None) -> int:
         return self.embedding_dim
 
     @property
     def similarity(self) -> str:
         # retrieval ranks with the geometry the loss trains; with normalised embeddings
         # (the default) euclidean and cosine give the same ranking
-        return (
-            self._similarity
-            or getattr(losses.spec(self.binding.name), "geometry", None)
-            or "cosine"
-        )
+        return self._similarity or losses.spec(self.binding.name).geometry or "cosine"
 
     def forward(self, x: Tensor) -> Tensor:
         embeddings = self.net(x)

@@ -122,7 +122,7 @@ class MultilabelTask(SupervisedTask):
 
     # -- hooks -------------------------------------------------------------------------
 
-    def output_width(self, binding: LossBinding) -> int:
+    def output_width(self, binding: LossBinding | None = None) -> int:
         return self.data_info.num_classes
 
     def loss_inputs(

@@ -126,7 +126,7 @@ class RankingTask(SupervisedTask):
 
     # -- hooks -------------------------------------------------------------------------
 
-    def output_width(self, binding: LossBinding) -> int:
+    def output_width(self, binding: LossBinding | None = None) -> int:
         return 1
 
     def forward(self, x: Tensor) -> Tensor:

@@ -88,8 +88,8 @@ class RegressionTask(SupervisedTask):
     def head_for(binding: LossBinding) -> RegressionHead:
         return RegressionHead(binding.kinds.input, binding.extra_args)
 
-    def output_width(self, binding: LossBinding) -> int:
-        return self.head_for(binding).width
+    def output_width(self, binding: LossBinding | None = None) -> int:
+        return self.head_for(binding or self.binding).width
 
     def setup(self, stage: str) -> None:
         # a resumed run or an evaluation restores the scaler from the checkpoint

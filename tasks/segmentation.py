@@ -152,7 +152,7 @@ class SegmentationTask(SupervisedTask):
 
     # -- hooks -------------------------------------------------------------------------
 
-    def output_width(self, binding: LossBinding) -> int:
+    def output_width(self, binding: LossBinding | None = None) -> int:
         return self.data_info.num_classes
 
     def loss_inputs(

@@ -174,5 +174,7 @@ def test_value_checks_set_in_the_config_are_left_alone():
         data=TEN,
         optimizer=functools.partial(torch.optim.SGD, lr=0.1),
     )
-    task.on_train_batch_start(None, 5)
-    assert not task._skip_value_checks
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 99])  # 99: no such class
+    task.on_train_batch_start(Batch(x, y), 5)
+    with pytest.raises(ValueError, match="cross_entropy"):  # checked on a later batch too
+        task._step(Batch(x, y))
