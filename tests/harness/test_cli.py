@@ -89,16 +89,27 @@ def test_listing_names_each_task_its_losses_and_datasets():
     assert "poisson_nll only with data=" in regression and "digit_count" in regression
 
 
-def test_the_default_run_trains_mnist(make_config, tmp_path):
-    """``python scripts/train.py`` with no arguments: MNIST (here a tiny copy in its format)."""
-    write_mnist(tmp_path / "data", n_train=700, n_test=200)
+def test_the_default_run_trains_fashion_mnist(make_config, tmp_path):
+    """``python scripts/train.py`` with no arguments: Fashion-MNIST (a tiny copy in its format,
+    which the data root's copy takes precedence over Debian's)."""
+    write_mnist(tmp_path / "data", n_train=700, n_test=200, kind="FashionMNIST")
     cfg = make_config(
         "trainer.max_epochs=1", "data.val_size=100", "callbacks=none", "logger=none", fast=False
     )
     record = train(cfg)
     assert (record["task"], record["data"], record["loss"]) == (
         "classification",
-        "mnist",
+        "fashion_mnist",
         "cross_entropy",
     )
     assert record["test"]["test/acc"] > 0.3
+
+
+def test_mnist_is_one_word_away(make_config, tmp_path):
+    write_mnist(tmp_path / "data", n_train=700, n_test=200)
+    cfg = make_config(
+        "data=mnist", "trainer.max_epochs=1", "data.val_size=100", "callbacks=none",
+        "logger=none", fast=False,
+    )  # fmt: skip
+    record = train(cfg)
+    assert record["data"] == "mnist" and record["test"]["test/acc"] > 0.3
