@@ -11,7 +11,10 @@ A task never indexes a batch by position; it reads named parts:
 - ``items``: ragged per-sample targets that do not stack, one dict per sample (a
   detection image's ``{"boxes": (n, 4), "labels": (n,)}``); ``None`` otherwise;
 - ``input_lengths`` / ``target_lengths``: ``(B,)`` int64 valid lengths of padded
-  sequences (CTC), ``None`` otherwise.
+  sequences (CTC), ``None`` otherwise;
+- ``extras``: tensors a task derives from the batch on the host before it moves to the
+  device (in ``on_before_batch_transfer``), so the training step needs no device-to-host
+  synchronisation for data-dependent shapes (ranking's pairs of differing grades).
 
 It is a plain dataclass and deliberately not a sequence: ``x, y = batch`` and
 ``batch[1]`` fail at once instead of meaning different things for different problem
@@ -35,6 +38,7 @@ class Batch:
     items: list[dict[str, Tensor]] | None = None
     input_lengths: Tensor | None = None
     target_lengths: Tensor | None = None
+    extras: dict[str, Tensor] | None = None
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -43,7 +47,8 @@ class Batch:
         size = len(self)
         for part in fields(self):
             value = getattr(self, part.name)
-            if value is not None and part.name != "inputs" and len(value) != size:
+            per_sample = part.name not in ("inputs", "extras")
+            if value is not None and per_sample and len(value) != size:
                 raise ValueError(
                     f"batch part {part.name!r} holds {len(value)} samples, inputs hold {size}"
                 )

@@ -251,7 +251,15 @@ class TaskCore(L.LightningModule):
     # -- optimisation ------------------------------------------------------------------
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
-        return self.optimizer_factory(params)
+        """The configured optimizer over ``params``, without weight decay on parameters of
+        one dimension or none (biases, normalisation scales and shifts), as the standard
+        recipes do: decaying them only pulls the normalisation towards zero."""
+        params = [p for p in params if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+        return self.optimizer_factory([g for g in groups if g["params"]])
 
     def make_schedule(self, optimizer: torch.optim.Optimizer, total_steps: int) -> dict | None:
         """The Lightning scheduler entry for ``optimizer``, stepped every optimizer step."""

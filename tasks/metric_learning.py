@@ -39,7 +39,6 @@ from torchmetrics import MetricCollection
 
 import losses
 from losses.distances import pnorm_matrix
-from losses.miners import upper_pairs
 from tasks.base import Batch, SupervisedTask
 from tasks.binding import IncompatibleData, LossBinding
 from tasks.data_info import DataInfo
@@ -64,8 +63,9 @@ def gather_from_ranks(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tenso
 
 
 def pair_indices(n: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """Row indices ``(i, j)`` of every unordered pair ``i < j`` of ``n`` rows."""
-    i, j = upper_pairs(n, device=device).nonzero(as_tuple=True)
+    """Row indices ``(i, j)`` of every unordered pair ``i < j`` of ``n`` rows, in row-major
+    order, built on ``device`` (no host round trip, unlike ``mask.nonzero()``)."""
+    i, j = torch.triu_indices(n, n, offset=1, device=device)
     return i, j
 
 

@@ -48,14 +48,26 @@ class Pairs:
         return self.first - self.second
 
 
-def list_pairs(scores: Tensor, grades: Tensor) -> Pairs:
-    """Every pair ``i < j`` of each list ``(B, L)`` whose grades differ."""
-    length = scores.shape[1]
-    i, j = torch.triu_indices(length, length, offset=1, device=scores.device)
-    grade_gap = grades[:, i] - grades[:, j]
-    keep = grade_gap != 0
-    return Pairs(scores[:, i][keep], scores[:, j][keep], grade_gap[keep].sign().to(scores.dtype))
+def graded_pairs(grades: Tensor) -> Tensor:
+    """``(3, N)`` int64 ``(list, i, j)`` of every pair ``i < j`` of each list ``(B, L)``
+    whose grades differ. Its length depends on the data, so it is computed where the
+    grades are: on the host, before the batch moves to the device (no synchronisation)."""
+    length = grades.shape[1]
+    i, j = torch.triu_indices(length, length, offset=1, device=grades.device)
+    lists, pair = (grades[:, i] != grades[:, j]).nonzero(as_tuple=True)
+    return torch.stack([lists, i[pair], j[pair]])
 
+
+def list_pairs(scores: Tensor, grades: Tensor, index: Tensor | None = None) -> Pairs:
+    """Every pair ``i < j`` of each list ``(B, L)`` whose grades differ, from ``index``
+    (:func:`graded_pairs`; computed here when not given)."""
+    lists, i, j = graded_pairs(grades) if index is None else index
+    order = (grades[lists, i] - grades[lists, j]).sign().to(scores.dtype)
+    return Pairs(scores[lists, i], scores[lists, j], order)
+
+
+#: key of the pair index in Batch.extras
+PAIRS = "graded_pairs"
 
 #: input kind -> what the score of a pair is (both read the difference as a logit/score)
 PAIR_INPUTS = ("scores", "logits")
@@ -138,10 +150,16 @@ class RankingTask(SupervisedTask):
         self, outputs: Tensor, batch: Batch, binding: LossBinding | None = None
     ) -> tuple[tuple, dict]:
         binding = binding or self.binding
+        index = (batch.extras or {}).get(PAIRS)
         # float32 before differencing: bf16 scores would lose the small gaps
-        pairs = list_pairs(outputs.float(), batch.targets)
+        pairs = list_pairs(outputs.float(), batch.targets, index)
         inputs = PAIR_FORMS[binding.extra_args](pairs)
         return (*inputs, PAIR_TARGETS[binding.kinds.target](pairs.order)), {}
+
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        # the pairs' count depends on the grades: find them while the batch is on the host
+        batch.extras = {**(batch.extras or {}), PAIRS: graded_pairs(batch.targets)}
+        return batch
 
     def predictions(self, outputs: Tensor) -> Tensor:
         return outputs.float()

@@ -223,3 +223,44 @@ def test_the_summary_line_survives_a_run_without_the_test_metric():
         "steps": 2, "wall_time_s": 1.0,
     }  # fmt: skip
     assert "test/acc n/a (val/acc n/a" in _summary(record)
+
+
+# -- optimisation and precision --------------------------------------------------------
+
+
+def test_weight_decay_spares_biases_and_normalisation(make_config):
+    task = build_components(make_config()).task
+    optimizer = task.make_optimizer(task.parameters())
+    decayed, exempt = optimizer.param_groups
+    assert all(p.ndim > 1 for p in decayed["params"]) and decayed["weight_decay"] > 0
+    assert all(p.ndim <= 1 for p in exempt["params"]) and exempt["weight_decay"] == 0.0
+    assert len(decayed["params"]) + len(exempt["params"]) == len(list(task.parameters()))
+
+
+BINARY = DataInfo("two", "classification", (1, 28, 28), "class_indices", 2)
+MULTILABEL = DataInfo("labels", "multilabel", (1, 28, 28), "binary", 3)
+
+
+@pytest.mark.parametrize(
+    ("task_class", "data", "target"),
+    [
+        (ClassificationTask, BINARY, torch.tensor([0])),
+        ("multilabel", MULTILABEL, torch.tensor([[0.0, 0.0, 0.0]])),
+    ],
+)
+def test_a_confidently_wrong_sample_keeps_its_gradient_under_bf16(task_class, data, target):
+    """bce takes probabilities: in bfloat16 sigmoid(8) rounds to 1.0 and the gradient dies."""
+    if task_class == "multilabel":
+        from tasks.multilabel import MultilabelTask as task_class
+    task = task_class(
+        model=functools.partial(CompactCNN, width=4),
+        loss={"name": "bce"},
+        data=data,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+    )
+    z = torch.full((1, task.output_width()), 8.0, requires_grad=True)  # says "yes" to all
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        args, kwargs = task.loss_inputs(z.bfloat16(), Batch(torch.zeros(1, 1, 28, 28), target))
+        loss = task.loss_fn(*args, **kwargs)
+    loss.backward()
+    assert z.grad.abs().min() > 0.1  # float32: sigmoid'(8) * 1/(1-p) ~ 1
