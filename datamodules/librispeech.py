@@ -65,7 +65,9 @@ def chapter_utterances(folder: str | Path, prefix: str) -> list[Utterance]:
             if not flac.is_file():
                 raise FileNotFoundError(f"{trans} lists {key}, but {flac} is missing")
             utterances.append(
-                Utterance(key=f"{prefix}/{key}", text=normalize_text(text), num_samples=0, path=flac)
+                Utterance(
+                    key=f"{prefix}/{key}", text=normalize_text(text), num_samples=0, path=flac
+                )
             )
     utterances.sort(key=lambda u: u.key)
     return utterances
@@ -81,7 +83,9 @@ def fill_lengths(utterances: list[Utterance], cache: Path) -> None:
     missing = [u for u in utterances if u.key not in known]
     if missing:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            for u, n in zip(missing, pool.map(lambda u: audio_length(u.path), missing), strict=True):
+            for u, n in zip(
+                missing, pool.map(lambda u: audio_length(u.path), missing), strict=True
+            ):
                 known[u.key] = n
         try:
             partial = cache.with_suffix(f".{os.getpid()}.tmp")

@@ -75,7 +75,7 @@ class Utterance:
 
 
 def split_of(key: str, val_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
-    """"train", "val" or "test" for ``key``, from a hash of the key alone.
+    """The split of ``key`` ("train", "val" or "test"), from a hash of the key alone.
 
     A file's split never changes: not with the seed, nor when files are added or removed.
     """
@@ -209,10 +209,9 @@ class SpeechDataModule(lightning.LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> SpeechLoader:
         if not self.datasets:
             raise RuntimeError(f"{type(self).__name__}: call setup() before asking for loaders")
-        rank, world_size = (0, 1) if self.trainer is None else (
-            self.trainer.global_rank,
-            self.trainer.world_size,
-        )
+        rank, world_size = 0, 1
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
         dataset = self.datasets[split]
         budget = self.max_batch_seconds
         sampler = BucketBatchSampler(

@@ -110,9 +110,7 @@ class GenerationSpec:
                         "voice": voice + variant,
                         "speed": int(generator.integers(self.speed[0], self.speed[1] + 1)),
                         "pitch": int(generator.integers(self.pitch[0], self.pitch[1] + 1)),
-                        "word_gap": int(
-                            generator.integers(self.word_gap[0], self.word_gap[1] + 1)
-                        ),
+                        "word_gap": int(generator.integers(self.word_gap[0], self.word_gap[1] + 1)),
                         "gain": float(generator.uniform(*self.gain)),
                     }
                 )
@@ -255,4 +253,3 @@ class SpokenDigitsDataModule(SpeechDataModule):
                 )
             )
         return splits
-

@@ -30,10 +30,13 @@ BLANK = "<blank>"
 ENGLISH_CHARACTERS = (" ", "'", *string.ascii_lowercase)
 
 _ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-    "fourteen fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+    "eighteen", "nineteen",
+)  # fmt: skip
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+#: the words a digit is read as, 0-9
+DIGIT_WORDS = _ONES[:10]
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 _ORDINAL_ENDINGS = {
     "one": "first",
@@ -75,9 +78,7 @@ def number_to_words(number: int) -> str:
     for scale, word in _SCALES:
         if number >= scale:
             high, rest = divmod(number, scale)
-            return f"{number_to_words(high)} {word}" + (
-                f" {number_to_words(rest)}" if rest else ""
-            )
+            return f"{number_to_words(high)} {word}" + (f" {number_to_words(rest)}" if rest else "")
     raise AssertionError("unreachable")
 
 

@@ -91,6 +91,7 @@ class BeamSearchDecoder:
                 blank_token=tokens[blank],
                 sil_token=self.SEPARATOR,
                 unk_word=tokens[blank],
+                log_add=True,  # merge equal prefixes by summing their alignments (CTC)
             )
         except (ImportError, RuntimeError) as err:
             raise ImportError(

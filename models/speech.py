@@ -71,6 +71,7 @@ class LogMel(nn.Module):
             hop_length=self.hop_length,
             n_mels=n_mels,
             center=True,
+            pad_mode="constant",  # zeros beyond the ends, as in a padded batch
             power=2.0,
         )
         self.num_features, self.floor = n_mels, floor
@@ -260,8 +261,10 @@ class ConformerCTC(nn.Module):
     option (Gulati et al. 2020), for a GPU.
 
     Defaults follow Conformer-S (d_model 144, 4 heads, 16 layers, kernel 31) except
-    ``num_layers`` 8: about 5 M parameters. Padded frames are masked in self-attention
-    through the output lengths.
+    ``num_layers`` 8: about 4 M parameters. Padded frames are masked in self-attention
+    through the output lengths, and zeroed before every depthwise (temporal) convolution
+    by a forward pre-hook, since torchaudio's convolution module would otherwise mix the
+    padding into the last valid frames.
     """
 
     output_kind = "frames"
@@ -292,6 +295,15 @@ class ConformerCTC(nn.Module):
             dropout=dropout,
         )
         self.head = nn.Linear(d_model, num_outputs)
+        self._mask: torch.Tensor | None = None  # (B, 1, T') while forward runs
+        for layer in self.conformer.conformer_layers:
+            depthwise = layer.conv_module.sequential[2]
+            depthwise.register_forward_pre_hook(self._zero_padding)
+
+    def _zero_padding(self, module: nn.Module, args: tuple[torch.Tensor]):
+        if self._mask is None:
+            return None
+        return (args[0] * self._mask,)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return self.subsample.output_lengths(lengths)
@@ -302,5 +314,9 @@ class ConformerCTC(nn.Module):
         x, out_lengths = self.subsample(features, lengths)
         # torchaudio builds its padding mask as long as the longest length
         x = x[:, : int(out_lengths.max())]
-        x, _ = self.conformer(self.dropout(x), out_lengths)
+        self._mask = valid_mask(out_lengths, x.shape[1]).unsqueeze(1).to(x.dtype)
+        try:
+            x, _ = self.conformer(self.dropout(x), out_lengths)
+        finally:
+            self._mask = None
         return self.head(x), out_lengths
