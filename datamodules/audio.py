@@ -61,9 +61,14 @@ def audio_length(path: str | Path, sample_rate: int = SAMPLE_RATE) -> int:
 
 
 def to_int16(waveform: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> int16, the way datasets are held in memory (half of float32)."""
-    return (waveform.clamp(-1.0, 32767 / 32768) * 32768.0).round().to(torch.int16)
+    """float [-1, 1] -> int16, the way datasets are held in memory (half of float32).
+
+    Done in numpy: torch's element-wise CPU ops start a thread pool per call, which on a
+    loaded 2-core machine made ``round`` of a one-second clip take 16 ms instead of 20 µs.
+    """
+    scaled = np.clip(waveform.detach().cpu().numpy() * 32768.0, -32768, 32767)
+    return torch.from_numpy(np.rint(scaled).astype(np.int16))
 
 
 def from_int16(waveform: torch.Tensor) -> torch.Tensor:
-    return waveform.float() / 32768.0
+    return torch.from_numpy(waveform.numpy().astype(np.float32) / np.float32(32768.0))

@@ -25,7 +25,6 @@ datamodules/spoken_digits.py), LibriSpeech and Libri-Light limited
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import zlib
@@ -302,10 +301,14 @@ class SyntheticCTCDataModule(SpeechDataModule):
 
     def load_utterances(self) -> dict[str, list[Utterance]]:
         tone = int(self.tone_ms * SAMPLE_RATE / 1000)
-        gap = int(self.gap_ms * SAMPLE_RATE / 1000)
-        t = torch.arange(tone, dtype=torch.float64) / SAMPLE_RATE
-        ramp = torch.minimum(torch.ones(tone), torch.linspace(0, 8, tone)).double()
-        envelope = ramp * ramp.flip(0)  # 1/8 fade in and out: no clicks
+        gap = np.zeros(int(self.gap_ms * SAMPLE_RATE / 1000))
+        t = np.arange(tone) / SAMPLE_RATE
+        ramp = np.minimum(1.0, np.linspace(0, 8, tone))
+        envelope = ramp * ramp[::-1]  # 1/8 fade in and out: no clicks
+        # sin(wt + phase) = sin(wt) cos(phase) + cos(wt) sin(phase): two templates a letter
+        omega = 2 * np.pi * np.array([self.tone(k) for k in range(len(self.letters))])
+        sines = np.sin(omega[:, None] * t) * envelope
+        cosines = np.cos(omega[:, None] * t) * envelope
         splits = {}
         for split, size in self.sizes.items():
             generator = rng(self.seed, "synthetic_ctc", split)
@@ -313,20 +316,20 @@ class SyntheticCTCDataModule(SpeechDataModule):
             for i in range(size):
                 count = int(generator.integers(1, self.max_symbols + 1))
                 symbols = generator.integers(0, len(self.letters), count)
-                pieces = [torch.zeros(gap, dtype=torch.float64)]
-                for k in symbols:
-                    phase = generator.uniform(0, 2 * math.pi)
-                    wave = torch.sin(2 * math.pi * self.tone(int(k)) * t + phase) * envelope
-                    pieces += [wave * generator.uniform(0.3, 0.8), torch.zeros(gap)]
-                waveform = torch.cat(pieces)
-                noise = torch.from_numpy(generator.standard_normal(len(waveform)))
-                waveform = (waveform + self.noise * 0.5 * noise).float()
+                phases = generator.uniform(0, 2 * np.pi, count)
+                levels = generator.uniform(0.3, 0.8, count)
+                pieces = [gap]
+                for k, phase, level in zip(symbols, phases, levels, strict=True):
+                    wave = sines[k] * np.cos(phase) + cosines[k] * np.sin(phase)
+                    pieces += [level * wave, gap]
+                waveform = np.concatenate(pieces)
+                waveform += self.noise * 0.5 * generator.standard_normal(len(waveform))
                 utterances.append(
                     Utterance(
                         key=f"{split}/{i}",
                         text="".join(self.letters[k] for k in symbols),
                         num_samples=len(waveform),
-                        audio=to_int16(waveform),
+                        audio=to_int16(torch.from_numpy(waveform).float()),
                     )
                 )
             splits[split] = utterances
