@@ -46,7 +46,7 @@ def test_trainer_runs_every_batch_and_reshuffles_each_epoch(tmp_path):
         default_root_dir=tmp_path,
     )
     trainer.fit(model, datamodule=dm)
-    total = sum(int(len(dm.vocab.encode(u.text))) for u in dm.datasets["train"].utterances)
+    total = sum(len(dm.vocab.encode(u.text)) for u in dm.datasets["train"].utterances)
     assert [sum(epoch) for epoch in model.seen] == [total, total]  # every label, each epoch
     assert len(model.seen[0]) == 5 and model.seen[0] != model.seen[1]  # a new batch order
     assert model.val_batches >= 2 * 2  # 10 validation utterances in batches of 8
