@@ -166,6 +166,7 @@ def generate(spec: GenerationSpec, folder: Path, workers: int | None = None) -> 
         if manifest.get("fingerprint") == spec.fingerprint():
             return manifest
     binary = espeak_binary()
+    folder.mkdir(parents=True, exist_ok=True)
     entries = spec.plan()
     workers = workers or min(4, 2 * (os.cpu_count() or 1))
     start = time.monotonic()
