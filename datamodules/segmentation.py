@@ -161,7 +161,10 @@ def compose_segmentation(
     return canvases, masks
 
 
-SEGMENTATION_DATASET_NAMES = {"mnist": "mnist_segmentation", "fashion_mnist": "fashion_segmentation"}
+SEGMENTATION_DATASET_NAMES = {
+    "mnist": "mnist_segmentation",
+    "fashion_mnist": "fashion_segmentation",
+}
 
 
 class CanvasSegmentationDataModule(MnistFilesSource, SegmentationDataModule):

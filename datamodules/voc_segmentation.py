@@ -39,6 +39,9 @@ from datamodules.voc import VOC_CLASSES, YEAR, VOCFiles
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: the label of each pixel value in SegmentationClass/*.png (255: void)
+VOC_SEGMENTATION_CLASSES = ("background", *VOC_CLASSES)
+
 Sample = tuple[tv_tensors.Image, tv_tensors.Mask]
 
 
@@ -180,7 +183,11 @@ def eval_transform(
     to a square (mask padding void), then float and normalisation: deterministic, and
     every pixel of the photo is scored."""
     return v2.Compose(
-        [v2.Resize(size=None, max_size=eval_size), PadTo(eval_size), *_to_normalised_float(mean, std)]
+        [
+            v2.Resize(size=None, max_size=eval_size),
+            PadTo(eval_size),
+            *_to_normalised_float(mean, std),
+        ]
     )
 
 
@@ -233,9 +240,7 @@ class VOCSegmentationDataModule(lightning.LightningDataModule):
     problem_type = "segmentation"
     target_kind = "class_indices"
     ignore_index = VOID
-    num_classes = len(VOC_CLASSES) + 1
-    class_names = ["background", *VOC_CLASSES]
-    palette = voc_palette(len(VOC_CLASSES) + 1)
+    num_classes = len(VOC_SEGMENTATION_CLASSES)
 
     def __init__(
         self,
@@ -254,10 +259,14 @@ class VOCSegmentationDataModule(lightning.LightningDataModule):
         super().__init__()
         self.save_hyperparameters(logger=False)
         if crop_size < 8 or eval_size < 8:
-            raise ValueError(f"crop_size and eval_size must be at least 8, got {crop_size}, {eval_size}")
+            raise ValueError(
+                f"crop_size and eval_size must be at least 8, got {crop_size}, {eval_size}"
+            )
         low, high = scale_range
         if not 0 < low <= high:
-            raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range}")
+            raise ValueError(
+                f"scale_range must be (low, high) with 0 < low <= high, got {scale_range}"
+            )
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.root = Path(root)
@@ -269,6 +278,8 @@ class VOCSegmentationDataModule(lightning.LightningDataModule):
         self.scale_range = (float(low), float(high))
         self.num_workers, self.drop_last = num_workers, drop_last
         self.input_shape = (3, crop_size, crop_size)
+        self.class_names = list(VOC_SEGMENTATION_CLASSES)
+        self.palette = voc_palette(self.num_classes)
         self.files = VOCSegmentationFiles(self.root)
         self.datasets: dict[str, SegmentationImages] = {}
 

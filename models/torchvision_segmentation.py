@@ -33,9 +33,7 @@ ARCHITECTURES = {
     "lraspp_mobilenet_v3_large": Architecture(
         lraspp_mobilenet_v3_large, MobileNet_V3_Large_Weights.IMAGENET1K_V1, ("features.",)
     ),
-    "deeplabv3_resnet50": Architecture(
-        deeplabv3_resnet50, ResNet50_Weights.IMAGENET1K_V1, ("",)
-    ),
+    "deeplabv3_resnet50": Architecture(deeplabv3_resnet50, ResNet50_Weights.IMAGENET1K_V1, ("",)),
 }
 
 

@@ -53,7 +53,7 @@ class UNet(nn.Module):
     pixel at the input's resolution. Any input size works: each upsampling step
     matches its skip connection's size. ``width=16, depth=3`` has about 0.45M
     parameters (the default, for 64 px canvases on a CPU; its receptive field of
-    ~100 px covers a whole item); ``width=32`` is four times larger.
+    ~96 px covers a whole item); ``width=32`` is four times larger.
 
     ``channels_last``: NHWC weights and activations, faster for oneDNN's and cuDNN's
     convolutions (see :class:`~models.cnn.CompactCNN`).

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from datamodules.loader import TensorLoader
+from datamodules.seeding import rng
 from datamodules.segmentation import (
     VOID,
     CanvasSegmentationDataModule,
@@ -17,7 +18,6 @@ from datamodules.segmentation import (
     distinct_palette,
     voc_palette,
 )
-from datamodules.seeding import rng
 from tests.fixtures import write_mnist
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -51,7 +51,11 @@ def small_canvases(root, **options) -> CanvasSegmentationDataModule:
 def test_announces_what_it_provides_before_reading_files(tmp_path):
     dm = CanvasSegmentationDataModule(dataset="fashion_mnist", root=tmp_path / "absent")
     assert dm.name == "fashion_segmentation"
-    assert (dm.problem_type, dm.target_kind, dm.ignore_index) == ("segmentation", "class_indices", 255)
+    assert (dm.problem_type, dm.target_kind, dm.ignore_index) == (
+        "segmentation",
+        "class_indices",
+        255,
+    )
     assert dm.num_classes == 11 and dm.input_shape == (1, 64, 64)
     assert dm.class_names[:3] == ["background", "T-shirt/top", "Trouser"]
     assert len(dm.palette) == 11 and len(set(dm.palette)) == 11
