@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning
@@ -42,6 +43,8 @@ class InMemoryDataModule(lightning.LightningDataModule):
     input_shape: tuple[int, int, int]
     num_classes: int | None = None
     class_names: list[str] | None = None
+    #: applied to each target batch by the loaders (e.g. uint8 label maps -> int64)
+    target_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __init__(
         self,
@@ -130,6 +133,7 @@ class InMemoryDataModule(lightning.LightningDataModule):
             rank=rank,
             world_size=world_size,
             transform=self.standardize,
+            target_transform=self.target_transform,
             device=device,
         )
 

@@ -17,7 +17,7 @@ GPU), so uint8 it is.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -111,6 +111,8 @@ class TensorLoader:
       each) instead of full batches plus a remainder.
     - ``device``: the tensors are moved there once, so batches need no transfer.
     - ``transform``: applied to each ``x`` batch (e.g. :class:`Standardize`).
+    - ``target_transform``: applied to each ``y`` batch, e.g. widening uint8 label maps
+      (stored small: int64 would take 8x the memory) to the int64 the losses want.
     """
 
     #: Lightning reads ``batch_sampler`` next to ``sampler``; there is none.
@@ -128,6 +130,7 @@ class TensorLoader:
         rank: int = 0,
         world_size: int = 1,
         transform: Standardize | None = None,
+        target_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         device: torch.device | str | None = None,
     ):
         if len(x) != len(y):
@@ -136,6 +139,7 @@ class TensorLoader:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.x, self.y = x.to(device), y.to(device)
         self.transform = transform.to(device) if transform is not None else None
+        self.target_transform = target_transform
         self.batch_size, self.drop_last = batch_size, drop_last
         self.sampler = EpochOrder(
             len(x), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size
@@ -170,4 +174,7 @@ class TensorLoader:
             x = self.x.index_select(0, batch)
             if self.transform is not None:
                 x = self.transform(x)
-            yield Batch(x, self.y.index_select(0, batch))
+            y = self.y.index_select(0, batch)
+            if self.target_transform is not None:
+                y = self.target_transform(y)
+            yield Batch(x, y)

@@ -83,7 +83,18 @@ def load_image(path: str | Path, size: int) -> torch.Tensor:
 
 
 class VOCFiles:
-    """Finds, downloads, decodes and caches the VOC 2012 train and val image sets."""
+    """Finds, downloads, decodes and caches the VOC 2012 train and val image sets.
+
+    The class attributes say which part of the devkit a task reads (the segmentation
+    datamodule's subclass swaps them); all parts come in the same archive.
+    """
+
+    #: folder under ``ImageSets`` holding ``train.txt`` and ``val.txt``
+    image_sets_folder = "Main"
+    #: folders of the devkit the task reads
+    required_folders = ("JPEGImages", "Annotations")
+    #: the torchvision dataset that downloads and extracts the archive
+    torchvision_class = torchvision.datasets.VOCDetection
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -91,19 +102,21 @@ class VOCFiles:
         self.cache_folder = self.folder / "losslab_cache"
 
     def split_file(self, image_set: str) -> Path:
-        return self.folder / "ImageSets" / "Main" / f"{image_set}.txt"
+        return self.folder / "ImageSets" / self.image_sets_folder / f"{image_set}.txt"
 
     def available(self) -> bool:
         return all(self.split_file(s).is_file() for s in ("train", "val")) and all(
-            (self.folder / d).is_dir() for d in ("JPEGImages", "Annotations")
+            (self.folder / d).is_dir() for d in self.required_folders
         )
 
     def how_to_supply(self) -> str:
         archive = DATASET_YEAR_DICT[YEAR]["filename"]
+        folders = ", ".join(f"{d}/" for d in self.required_folders)
+        sets = f"ImageSets/{self.image_sets_folder}"
         return (
             f"Download {archive} (2 GB, {DATASET_YEAR_DICT[YEAR]['url']}) and extract it in "
-            f"{self.root}, so that {self.folder} holds JPEGImages/, Annotations/ and "
-            f"ImageSets/Main/train.txt and val.txt."
+            f"{self.root}, so that {self.folder} holds {folders} and "
+            f"{sets}/train.txt and val.txt."
         )
 
     def download(self) -> None:
@@ -112,7 +125,7 @@ class VOCFiles:
         fetch(
             "Pascal VOC 2012",
             [DATASET_YEAR_DICT[YEAR]["url"]],
-            lambda: torchvision.datasets.VOCDetection(
+            lambda: self.torchvision_class(
                 self.root, year=YEAR, image_set="trainval", download=True
             ),
             f"Looked in {self.folder}. {self.how_to_supply()}",
