@@ -170,4 +170,11 @@ class TensorLoader:
             x = self.x.index_select(0, batch)
             if self.transform is not None:
                 x = self.transform(x)
-            yield Batch(x, self.y.index_select(0, batch))
+            yield self.make_batch(x, batch)
+
+    def make_batch(self, x: torch.Tensor, index: torch.Tensor) -> Batch:
+        """The batch of the samples at ``index``, given their transformed inputs ``x``.
+
+        A hook for targets that are not one tensor: a subclass returns ragged ``items``.
+        """
+        return Batch(x, self.y.index_select(0, index))
