@@ -296,12 +296,13 @@ class FCOS(nn.Module):
         self.backbone_name = backbone
         if backbone == "compact":
             self.backbone = compact_fpn_backbone(self.in_channels, width, fpn_channels)
-            self.num_levels = 3
+            self.level_strides = (8, 16, 32)
         else:
             if pretrained_path is not None and self.in_channels not in (1, 3):
                 raise ValueError(f"{backbone} takes 1 or 3 input channels, got {self.in_channels}")
             self.backbone = torchvision_fpn_backbone(backbone, pretrained_path, trainable_layers)
-            self.num_levels = 5
+            self.level_strides = (8, 16, 32, 64, 128)
+        self.num_levels = len(self.level_strides)
         channels = self.backbone.out_channels
         self.head = FCOSHead(channels, num_outputs, head_convs, norm_groups, prior)
         self.scales = nn.ModuleList(Scale() for _ in range(self.num_levels))
@@ -320,9 +321,7 @@ class FCOS(nn.Module):
         maps = self.features(x)
         if len(maps) != self.num_levels:
             raise RuntimeError(f"backbone gave {len(maps)} levels, expected {self.num_levels}")
-        height = x.shape[-2]
-        # stride from the map size: a power of two, robust to ceil-rounded odd sizes
-        strides = [2 ** round(math.log2(height / m.shape[-2])) for m in maps]
+        strides = self.level_strides
         logits, distances, centerness = [], [], []
         for level, (feature, stride) in enumerate(zip(maps, strides, strict=True)):
             cls, box, ctr = self.head(feature)
