@@ -373,7 +373,6 @@ class VOCDetectionDataModule(lightning.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
-            drop_last=shuffle,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
         )
 
