@@ -104,7 +104,12 @@ class BoxTargets:
         counts = torch.tensor([len(item["labels"]) for item in items], dtype=torch.int64)
         offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
         if not items:
-            return cls(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool), offsets)
+            return cls(
+                torch.zeros(0, 4),
+                torch.zeros(0, dtype=torch.int64),
+                torch.zeros(0, dtype=torch.bool),
+                offsets,
+            )
         difficult = [
             item.get("difficult", torch.zeros(len(item["labels"]), dtype=torch.bool))
             for item in items
@@ -149,7 +154,9 @@ class BoxTargets:
         )
 
     def to(self, device: torch.device | str | None) -> BoxTargets:
-        return BoxTargets(*(t.to(device) for t in (self.boxes, self.labels, self.difficult, self.offsets)))
+        return BoxTargets(
+            *(t.to(device) for t in (self.boxes, self.labels, self.difficult, self.offsets))
+        )
 
 
 def flip_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -168,7 +175,9 @@ class DetectionTensorLoader(TensorLoader):
     through ``torchvision.transforms.v2``) left-right; drawn from ``seed`` and the epoch.
     """
 
-    def __init__(self, x: torch.Tensor, y: BoxTargets, batch_size: int, *, hflip: float = 0.0, **options):
+    def __init__(
+        self, x: torch.Tensor, y: BoxTargets, batch_size: int, *, hflip: float = 0.0, **options
+    ):
         super().__init__(x, y, batch_size, **options)
         if not 0.0 <= hflip <= 1.0:
             raise ValueError(f"hflip is a probability, got {hflip}")

@@ -107,7 +107,9 @@ def render(
     of their ink pixels (or none), whose remnants are erased from the canvas.
     """
     if items.ndim != 4 or items.dtype != torch.uint8:
-        raise ValueError(f"items must be uint8 (M, C, h, w), got {items.dtype} {tuple(items.shape)}")
+        raise ValueError(
+            f"items must be uint8 (M, C, h, w), got {items.dtype} {tuple(items.shape)}"
+        )
     channels = items.shape[1]
     canvases = torch.zeros(num_canvases, channels, canvas_size, canvas_size, dtype=torch.uint8)
     boxes = torch.zeros(len(placement.canvas), 4)

@@ -99,7 +99,9 @@ def parse_voc_annotation(
         box = obj.find("bndbox")
         if box is None:
             raise DegenerateBoxError(f"{path}: object {len(boxes)} ({name}) has no <bndbox>")
-        xmin, ymin, xmax, ymax = (_number(box, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax"))
+        xmin, ymin, xmax, ymax = (
+            _number(box, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax")
+        )
         boxes.append((xmin - 1, ymin - 1, xmax, ymax))
         labels.append(list(class_names).index(name))
         difficult.append((obj.findtext("difficult") or "0").strip() == "1")
@@ -254,7 +256,9 @@ class VOCDetectionFiles:
                 f"Looked in {self.folder(year)}. {self.how_to_supply(sets)}",
             )
 
-    def image_set(self, year: str, image_set: str, every: Sequence[tuple[str, str]]) -> tuple[list[Path], list[VOCObjects]]:
+    def image_set(
+        self, year: str, image_set: str, every: Sequence[tuple[str, str]]
+    ) -> tuple[list[Path], list[VOCObjects]]:
         """Image paths and parsed annotations of one image set (``every``: for the message)."""
         if not self.available(year, image_set):
             raise DatasetUnavailableError(
@@ -289,7 +293,6 @@ class VOCDetectionDataModule(lightning.LightningDataModule):
     name = "voc_detection"
     problem_type = "detection"
     target_kind = "boxes"
-    class_names = list(VOC_CLASSES)
     num_classes = len(VOC_CLASSES)
 
     def __init__(
@@ -312,7 +315,9 @@ class VOCDetectionDataModule(lightning.LightningDataModule):
     ):
         super().__init__()
         if max_size < size_divisible:
-            raise ValueError(f"max_size ({max_size}) must be at least size_divisible ({size_divisible})")
+            raise ValueError(
+                f"max_size ({max_size}) must be at least size_divisible ({size_divisible})"
+            )
         if not 0 < min_scale <= 1:
             raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
         self.root = Path(root)
@@ -324,6 +329,7 @@ class VOCDetectionDataModule(lightning.LightningDataModule):
         self.test_set = tuple(str(v) for v in test_set)
         self.mean, self.std = tuple(mean), tuple(std)
         self.input_shape = (3, max_size, max_size)
+        self.class_names = list(VOC_CLASSES)
         self.files = VOCDetectionFiles(self.root)
         self.datasets: dict[str, VOCDetectionImages] = {}
 
@@ -343,11 +349,15 @@ class VOCDetectionDataModule(lightning.LightningDataModule):
             images += paths
             annotations += objects
         test = self.files.image_set(*self.test_set, self.all_sets)
-        train_tf = detection_transforms(True, self.max_size, self.min_scale, self.hflip, self.photometric)
+        train_tf = detection_transforms(
+            True, self.max_size, self.min_scale, self.hflip, self.photometric
+        )
         eval_tf = detection_transforms(False, self.max_size)
         if self.val_size > 0:
             if self.val_size >= len(images):
-                raise ValueError(f"val_size {self.val_size} leaves no training images of {len(images)}")
+                raise ValueError(
+                    f"val_size {self.val_size} leaves no training images of {len(images)}"
+                )
             order = rng(self.seed, "val").permutation(len(images))
             held, kept = order[: self.val_size], order[self.val_size :]
             val = ([images[i] for i in held], [annotations[i] for i in held])

@@ -107,7 +107,9 @@ class NoExtraLevels(ExtraFPNBlock):
         return results, names
 
 
-def compact_fpn_backbone(in_channels: int, width: int = 16, fpn_channels: int = 64) -> BackboneWithFPN:
+def compact_fpn_backbone(
+    in_channels: int, width: int = 16, fpn_channels: int = 64
+) -> BackboneWithFPN:
     """The compact body with a torchvision FPN over its stride 8, 16 and 32 outputs."""
     body = CompactBody(in_channels, width)
     return BackboneWithFPN(
@@ -288,7 +290,9 @@ class FCOS(nn.Module):
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; expected one of {BACKBONES}")
         if box_activation not in BOX_ACTIVATIONS:
-            raise ValueError(f"box_activation must be one of {BOX_ACTIVATIONS}, got {box_activation!r}")
+            raise ValueError(
+                f"box_activation must be one of {BOX_ACTIVATIONS}, got {box_activation!r}"
+            )
         if num_outputs < 1:
             raise ValueError(f"a detector needs at least one class, got num_outputs={num_outputs}")
         self.in_channels = int(input_shape[0])
@@ -347,7 +351,9 @@ class FCOS(nn.Module):
             ranges=ranges,
         )
 
-    def assign(self, output: DetectionOutput, items: Sequence[dict[str, Tensor]]) -> fcos.FCOSTargets:
+    def assign(
+        self, output: DetectionOutput, items: Sequence[dict[str, Tensor]]
+    ) -> fcos.FCOSTargets:
         """Targets for ``output`` from a batch's items (:func:`models.fcos.assign_targets`)."""
         return fcos.assign_targets(
             output.points, output.strides, output.ranges, items, self.center_radius

@@ -18,6 +18,7 @@ Coordinates are pixels of the network input, boxes ``(x1, y1, x2, y2)`` in pixel
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -264,13 +265,15 @@ def postprocess(
         [torch.zeros(1, dtype=torch.int64, device=device), torch.bincount(levels).cumsum(0)]
     ).tolist()
     top_scores, top_points, top_classes = [], [], []
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, stop in itertools.pairwise(bounds):
         flat = scores[:, start:stop].reshape(batch, -1)
         values, index = flat.topk(min(topk_per_level, flat.shape[1]), dim=1)
         top_scores.append(values)
         top_points.append(start + torch.div(index, num_classes, rounding_mode="floor"))
         top_classes.append(index % num_classes)
-    values, where, classes = (torch.cat(parts, dim=1) for parts in (top_scores, top_points, top_classes))
+    values, where, classes = (
+        torch.cat(parts, dim=1) for parts in (top_scores, top_points, top_classes)
+    )
     chosen_ltrb = ltrb.gather(1, where[..., None].expand(-1, -1, 4))
     boxes = decode(points[where], chosen_ltrb)  # (B, K, 4)
     if image_sizes is not None:
@@ -291,6 +294,9 @@ def postprocess(
     return [
         {"boxes": b, "scores": s, "labels": c}
         for b, s, c in zip(
-            boxes[kept].split(counts), values[kept].split(counts), classes[kept].split(counts), strict=True
+            boxes[kept].split(counts),
+            values[kept].split(counts),
+            classes[kept].split(counts),
+            strict=True,
         )
     ]

@@ -39,7 +39,9 @@ def test_a_small_box_goes_to_the_fine_level_at_its_centre():
     chosen = {tuple(p) for p in points[positive].tolist()}
     assert chosen == {(x, y) for x in (20.0, 28.0, 36.0) for y in (20.0, 28.0, 36.0)}
     assert set(targets.labels[0][positive].tolist()) == {3}
-    assert (targets.labels[0][~positive] == -1).all() and (targets.matched[0][~positive] == -1).all()
+    assert (targets.labels[0][~positive] == -1).all() and (
+        targets.matched[0][~positive] == -1
+    ).all()
     row = index_of(points, 28.0, 28.0)
     assert targets.ltrb[0, row].tolist() == [12.0, 12.0, 12.0, 12.0]
     assert targets.centerness[0, row] == 1.0
@@ -84,7 +86,9 @@ def test_a_point_inside_two_boxes_takes_the_smaller():
 def test_images_without_boxes_are_all_negative_in_a_mixed_batch():
     points, strides, ranges = grid()
     empty = item([], [])
-    targets = assign_targets(points, strides, ranges, [empty, item([[16, 16, 40, 40]], [2]), empty], 1.5)
+    targets = assign_targets(
+        points, strides, ranges, [empty, item([[16, 16, 40, 40]], [2]), empty], 1.5
+    )
     assert targets.positive.shape == (3, len(points))
     assert targets.positive[0].sum() == 0 and targets.positive[2].sum() == 0
     assert targets.positive[1].sum() == 9
@@ -102,7 +106,10 @@ def test_difficult_flags_and_offsets_follow_the_matched_box():
     points, strides, ranges = grid()
     items = [item([[16, 16, 40, 40], [44, 44, 60, 60]], [0, 1], difficult=[False, True])]
     targets = assign_targets(points, strides, ranges, items, 1.5)
-    assert targets.difficult[0][targets.positive[0]].tolist() == (targets.matched[0][targets.positive[0]] == 1).tolist()
+    assert (
+        targets.difficult[0][targets.positive[0]].tolist()
+        == (targets.matched[0][targets.positive[0]] == 1).tolist()
+    )
     row = index_of(points, 28.0, 28.0)
     torch.testing.assert_close(targets.offsets(strides)[0, row], torch.tensor([1.5, 1.5, 1.5, 1.5]))
     assert math.isclose(float(targets.centerness[0, row]), 1.0)

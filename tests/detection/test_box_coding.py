@@ -39,7 +39,9 @@ def test_encode_and_decode_round_trip(with_strides):
     generator = torch.Generator().manual_seed(0)
     boxes = random_boxes(500, generator)
     points = torch.rand(500, 2, generator=generator) * 200
-    strides = torch.tensor([8.0, 16.0, 32.0, 64.0, 128.0])[torch.randint(0, 5, (500,), generator=generator)]
+    strides = torch.tensor([8.0, 16.0, 32.0, 64.0, 128.0])[
+        torch.randint(0, 5, (500,), generator=generator)
+    ]
     s = strides if with_strides else None
     torch.testing.assert_close(decode(points, encode(points, boxes, s), s), boxes)
     ltrb = torch.rand(500, 4, generator=generator) * 10

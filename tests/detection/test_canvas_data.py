@@ -34,7 +34,11 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "data"
 
 def constant_items(values: list[int], size: int = 10) -> torch.Tensor:
     """One square item per value, every pixel holding that value (all ink)."""
-    return torch.tensor(values, dtype=torch.uint8)[:, None, None, None].expand(-1, 1, size, size).clone()
+    return (
+        torch.tensor(values, dtype=torch.uint8)[:, None, None, None]
+        .expand(-1, 1, size, size)
+        .clone()
+    )
 
 
 def placement(rows: list[tuple[int, int, int, int, int]]) -> Placement:
@@ -170,7 +174,11 @@ def small_synthetic(**options) -> SyntheticDetectionDataModule:
 
 def test_synthetic_detection_announces_and_serves_batches_of_boxes():
     dm = small_synthetic(empty_fraction=0.25)
-    assert (dm.problem_type, dm.target_kind, dm.name) == ("detection", "boxes", "synthetic_detection")
+    assert (dm.problem_type, dm.target_kind, dm.name) == (
+        "detection",
+        "boxes",
+        "synthetic_detection",
+    )
     assert dm.num_classes == 4 and dm.class_names == ["square", "disk", "triangle", "cross"]
     assert dm.input_shape == (1, 64, 64)
     dm.setup()
@@ -203,11 +211,12 @@ def test_canvases_are_fixed_by_the_seed():
 def test_training_flips_move_the_boxes_with_the_pixels():
     dm = small_synthetic(hflip=1.0, noise=0.0)
     dm.setup()
-    images, targets = dm.splits["train"]
     loader = dm.train_dataloader()
     assert isinstance(loader, DetectionTensorLoader)
     for batch in loader:
-        raw = batch.inputs * dm.standardize.std.view(1, -1, 1, 1) + dm.standardize.mean.view(1, -1, 1, 1)
+        raw = batch.inputs * dm.standardize.std.view(1, -1, 1, 1) + dm.standardize.mean.view(
+            1, -1, 1, 1
+        )
         for image, item in zip(raw, batch.items, strict=True):
             ink = image[0] > 0.05
             if not item["boxes"].numel():

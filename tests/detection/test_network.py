@@ -80,7 +80,9 @@ def test_pretrained_weights_come_from_a_local_file_only(tmp_path):
     torch.save(reference.state_dict(), tmp_path / "resnet50.pth")
     backbone = torchvision_fpn_backbone("resnet50", tmp_path / "resnet50.pth")
     torch.testing.assert_close(backbone.body.conv1.weight, reference.conv1.weight)
-    torch.testing.assert_close(backbone.body.layer4[2].bn3.running_var, reference.layer4[2].bn3.running_var)
+    torch.testing.assert_close(
+        backbone.body.layer4[2].bn3.running_var, reference.layer4[2].bn3.running_var
+    )
     # a file for another network is refused, naming what is missing
     torch.save({"conv1.weight": reference.conv1.weight}, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match="does not fit the backbone"):

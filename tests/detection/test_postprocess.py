@@ -12,7 +12,7 @@ LOGIT_HIGH, LOGIT_LOW = 4.0, -10.0
 
 def setup_scene(num_classes: int = 3, batch: int = 1):
     """Two levels over a 64x64 image; every location starts with a hopeless score."""
-    points, strides, levels = level_points([(8, 8), (4, 4)], [8, 16])
+    points, _, levels = level_points([(8, 8), (4, 4)], [8, 16])
     count = len(points)
     cls = torch.full((batch, count, num_classes), LOGIT_LOW)
     ltrb = torch.ones(batch, count, 4)
