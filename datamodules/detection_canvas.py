@@ -140,7 +140,8 @@ def _render_chunk(items, placement, rows, first, count, canvas_size, ink_thresho
             values = torch.where(ink, pixels.to(torch.int16) + 256 * (depth + 1), 0)
             corners = torch.stack([top[group], left[group]], dim=1)
             paste(coded, values.to(torch.int16), canvas[group], corners)
-    owner = (coded // 256).amax(dim=1).long()  # (count, S, S): 0 background, layer + 1 otherwise
+    # (count, S, S): 0 background, layer + 1 otherwise (every channel of a pixel agrees)
+    owner = coded[:, 0] >> 8
     boxes = torch.zeros(len(rows), 4)
     visible = torch.zeros(len(rows), dtype=torch.int64)
     for side in size.unique().tolist():
@@ -159,11 +160,12 @@ def _render_chunk(items, placement, rows, first, count, canvas_size, ink_thresho
             [left[group] + x1, top[group] + y1, left[group] + x2, top[group] + y2], dim=1
         ).float()
     kept = (visible > 0) & (visible >= min_visible * ink_pixels)
-    # erase what is left of dropped items: look up each pixel's owner in a keep table
-    keep_table = torch.ones(count, int(layer.max()) + 2 if len(rows) else 1, dtype=torch.bool)
-    keep_table[canvas[~kept], layer[~kept] + 1] = False
-    shown = keep_table.gather(1, owner.flatten(1)).view_as(owner)
-    pixels = torch.where(shown[:, None] & (coded > 0), coded % 256, 0).to(torch.uint8)
+    pixels = (coded & 255).to(torch.uint8)  # the low byte: the item's own grey value
+    # erase what is left of dropped items (a few per cent), inside their own windows
+    for row in torch.nonzero(~kept).flatten().tolist():
+        n, y, x, side = (int(v[row]) for v in (canvas, top, left, size))
+        window = (slice(y, y + side), slice(x, x + side))
+        pixels[n, :, *window][:, owner[n, *window] == layer[row] + 1] = 0
     return pixels, boxes, kept
 
 
