@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from datamodules.base import Split
 from datamodules.counting import paste
-from datamodules.detection import BoxTargets, InMemoryDetectionDataModule
+from datamodules.detection import BoxTargets, InMemoryDetectionDataModule, validate_targets
 from datamodules.mnist import MnistFiles, MnistFilesSource, mnist_format
 from datamodules.seeding import rng
 
@@ -260,7 +260,7 @@ class CanvasDetectionDataModule(InMemoryDetectionDataModule):
         total = self.num_canvases[name]
         counts = generator.integers(self.min_items, self.max_items + 1, total)
         counts[generator.random(total) < self.empty_fraction] = 0
-        return compose_detection_canvases(
+        canvases, targets = compose_detection_canvases(
             items,
             labels,
             torch.from_numpy(counts),
@@ -270,6 +270,8 @@ class CanvasDetectionDataModule(InMemoryDetectionDataModule):
             max_size=self.max_size,
             min_visible=self.min_visible,
         )
+        validate_targets(targets, self.canvas_size, self.canvas_size, f"{self.name} {name}")
+        return canvases, targets
 
     @property
     def train_class_counts(self) -> torch.Tensor:
