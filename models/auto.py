@@ -9,6 +9,7 @@ from torch import nn
 from models.cnn import CompactCNN
 from models.outputs import DESCRIPTIONS, IncompatibleModel
 from models.resnet import ResNet9
+from models.unet import UNet
 
 
 def auto_model(
@@ -17,11 +18,14 @@ def auto_model(
     """A network that outputs ``output_kind``, sized for ``input_shape``.
 
     ``vector``: CompactCNN for grayscale images (MNIST-like data, count canvases),
-    ResNet9 for colour. Both with their default widths; pick ``model=cnn`` or
-    ``model=resnet`` to set options.
+    ResNet9 for colour. ``map``: the compact U-Net (for VOC photos pick ``model=lraspp``
+    or ``model=deeplabv3``). All with their default widths; pick ``model=cnn``,
+    ``model=resnet`` or ``model=unet`` to set options.
     """
     if output_kind == "vector":
         if input_shape[0] == 1:
             return CompactCNN(input_shape, num_outputs)
         return ResNet9(input_shape, num_outputs)
+    if output_kind == "map":
+        return UNet(input_shape, num_outputs)
     raise IncompatibleModel(f"model=auto has no network that outputs {DESCRIPTIONS[output_kind]}")

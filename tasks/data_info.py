@@ -24,11 +24,14 @@ class DataInfo:
     ignore_index: int | None = None
     #: the symbols of label sequences, index 0 the CTC blank (speech)
     vocabulary: tuple[str, ...] | None = None
+    #: an RGB colour per class, for pictures of label maps (segmentation)
+    palette: tuple[tuple[int, int, int], ...] | None = None
 
     @classmethod
     def of(cls, datamodule: object) -> DataInfo:
         names = getattr(datamodule, "class_names", None)
         vocabulary = getattr(datamodule, "vocabulary", None)
+        palette = getattr(datamodule, "palette", None)
         return cls(
             name=datamodule.name,
             problem_type=datamodule.problem_type,
@@ -38,4 +41,5 @@ class DataInfo:
             class_names=tuple(names) if names is not None else None,
             ignore_index=getattr(datamodule, "ignore_index", None),
             vocabulary=tuple(vocabulary) if vocabulary is not None else None,
+            palette=tuple(map(tuple, palette)) if palette is not None else None,
         )

@@ -8,7 +8,7 @@ uint8 ``(H, W, 3)`` arrays made by the functions here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +16,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from datamodules.segmentation import colourize
+
 #: the folder of the run where pictures go
 PICTURES_DIR = "pictures"
-#: colour of void (ignored) pixels
-VOID_COLOUR = (255, 255, 255)
-
-
-def class_palette(num_classes: int) -> np.ndarray:
-    """``(num_classes, 3)`` uint8 colours: Pascal VOC's palette (class 0 black).
-
-    VOC colours class ``c`` by spreading the bits of ``c`` over the three channels,
-    most significant first, so the 21 VOC classes get the colours of the dataset's own
-    PNG masks, and any number of classes gets distinct colours.
-    """
-    palette = np.zeros((num_classes, 3), dtype=np.uint8)
-    for c in range(num_classes):
-        value, colour = c, [0, 0, 0]
-        for shift in range(7, -1, -1):
-            for channel in range(3):
-                colour[channel] |= ((value >> channel) & 1) << shift
-            value >>= 3
-        palette[c] = colour
-    return palette
 
 
 def to_display(images: Tensor) -> np.ndarray:
@@ -58,20 +40,6 @@ def to_display(images: Tensor) -> np.ndarray:
     return (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
-def colour_labels(labels: Tensor, num_classes: int, ignore_index: int | None) -> np.ndarray:
-    """Label maps ``(B, H, W)`` -> uint8 ``(B, H, W, 3)`` in the class palette; void white."""
-    labels = labels.detach().cpu().long()
-    void = (
-        labels == ignore_index
-        if ignore_index is not None
-        else torch.zeros_like(labels, dtype=torch.bool)
-    )
-    palette = torch.from_numpy(class_palette(num_classes))
-    coloured = palette[labels.clamp(0, num_classes - 1)]
-    coloured[void] = torch.tensor(VOID_COLOUR, dtype=torch.uint8)
-    return coloured.numpy()
-
-
 def grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
     """Tiles ``(H, W, 3)`` arrays of equal size into rows, with white gaps between them."""
     height, width = rows[0][0].shape[:2]
@@ -87,16 +55,21 @@ def grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
 
 
 def segmentation_panel(
-    inputs: Tensor, targets: Tensor, predicted: Tensor, num_classes: int, ignore_index: int | None
+    inputs: Tensor,
+    targets: Tensor,
+    predicted: Tensor,
+    palette: Sequence[tuple[int, int, int]],
+    ignore_index: int | None,
 ) -> np.ndarray:
-    """One row per image: input | ground truth | prediction (void pixels white in both)."""
+    """One row per image: input | ground truth | prediction, label maps in ``palette``;
+    void pixels in VOC's void colour in both (the prediction is shown where it is scored)."""
     images = to_display(inputs)
-    truth = colour_labels(targets, num_classes, ignore_index)
-    # the prediction is shown where it is scored: void pixels white there too
-    shown = predicted.detach().cpu().clone()
+    targets, shown = targets.detach().cpu(), predicted.detach().cpu().clone()
     if ignore_index is not None:
-        shown[targets.detach().cpu() == ignore_index] = ignore_index
-    guess = colour_labels(shown, num_classes, ignore_index)
+        shown[targets == ignore_index] = ignore_index
+    truth, guess = (
+        colourize(maps, palette).permute(0, 2, 3, 1).numpy() for maps in (targets, shown)
+    )
     return grid([[images[i], truth[i], guess[i]] for i in range(len(images))])
 
 

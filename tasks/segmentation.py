@@ -32,6 +32,7 @@ from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 
 import losses
+from datamodules.segmentation import distinct_palette
 from tasks.base import Batch, SupervisedTask
 from tasks.binding import LossBinding
 from tasks.conversions import float32_softmax
@@ -200,9 +201,9 @@ class SegmentationTask(SupervisedTask):
         return {k: float(v) for k, v in values.items()}
 
     def _panel(self, inputs: Tensor, targets: Tensor, predicted: Tensor):
-        return segmentation_panel(
-            inputs, targets, predicted, self.data_info.num_classes, self.data_info.ignore_index
-        )
+        info = self.data_info
+        palette = info.palette or distinct_palette(info.num_classes)
+        return segmentation_panel(inputs, targets, predicted, palette, info.ignore_index)
 
 
 def per_class_report(
