@@ -72,9 +72,9 @@ def test_every_choice_of_a_sweep_gets_its_own_folder(make_config, tmp_path):
         folders.add(runs.run_folder(cfg, build_components(cfg).names))
     assert len(folders) == 6
     relative = {str(f.relative_to(tmp_path / "runs")) for f in folders}
-    assert "classification/mnist/cross_entropy/seed0" in relative
-    assert "classification/mnist/cross_entropy/seed1" in relative
-    assert "classification/mnist/focal+optimizer.lr-0.01/seed0" in relative
+    assert "classification/fashion_mnist/cross_entropy/seed0" in relative
+    assert "classification/fashion_mnist/cross_entropy/seed1" in relative
+    assert "classification/fashion_mnist/focal+optimizer.lr-0.01/seed0" in relative
     assert "regression/synthetic_regression/mse/seed0" in relative
     # characters the override grammar would need quoted are replaced, a hash keeps it unique
     odd = next(r for r in relative if "classes" in r)
@@ -143,3 +143,13 @@ def test_list_options_of_the_data_survive_the_best_checkpoint(make_config):
     )
     assert record["weights"] == "best"
     assert record["test"]["test/acc"] > 0.5
+
+
+def test_a_sum_of_losses_names_its_folder_and_sweeps_apart(make_config, tmp_path):
+    folders = set()
+    for loss in ("focal", "cross_entropy", "focal+cross_entropy"):
+        cfg = make_config(f"loss={loss}", fast=False)
+        folders.add(runs.run_folder(cfg, build_components(cfg).names))
+    relative = {str(f.relative_to(tmp_path / "runs")) for f in folders}
+    assert "classification/fashion_mnist/focal+cross_entropy/seed0" in relative
+    assert len(relative) == 3
