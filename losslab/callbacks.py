@@ -68,7 +68,7 @@ class LastCheckpoint(Callback):
         partial = self.path.with_name(self.path.name + ".partial")
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(partial)  # every rank calls it; rank 0 writes
+        trainer.save_checkpoint(partial, weights_only=False)  # every rank calls it; rank 0 writes
         if trainer.is_global_zero:
             os.replace(partial, self.path)
 
