@@ -95,16 +95,14 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ConfigError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).split("\n")[0]
-        if "Weights only load failed" in str(error):
+    except Exception as error:  # torch's readers fail in many ways on a foreign file
+        refused = _line_with(error, ("Unsupported global", "GLOBAL"))
+        if isinstance(error, pickle.UnpicklingError) and refused:
             raise ConfigError(
                 f"{path} holds Python objects other than tensors and plain containers, which "
-                f"could run code when loaded; refused (loading is weights-only). {_detail(error)}"
+                f"could run code when loaded; refused (loading is weights-only): {refused}"
             ) from error
-        raise ConfigError(f"{path} is not a readable checkpoint: {reason}") from error
-    except Exception as error:  # torch's readers fail in many ways on a foreign file
-        reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        reason = _line_with(error, ("Unsupported",)) or _first_line(error)
         raise ConfigError(
             f"{path} is not a readable checkpoint (truncated, or not written by torch.save): "
             f"{reason}"
@@ -114,9 +112,14 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-def _detail(error: Exception) -> str:
-    """The line of torch's weights-only message that names the refused global."""
+def _line_with(error: Exception, needles: tuple[str, ...]) -> str:
+    """The first line of the error's message holding one of ``needles``, or ""."""
     for line in str(error).splitlines():
-        if "Unsupported global" in line or "GLOBAL" in line:
+        if any(needle in line for needle in needles):
             return line.strip()
     return ""
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
