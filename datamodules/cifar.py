@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from datamodules.base import Split
 from datamodules.classification import ClassificationDataModule
 from datamodules.download import DatasetUnavailableError, fetch
 
+
 class BatchUnpickler(pickle.Unpickler):
     """Unpickles the CIFAR batch files and nothing else: dicts, lists, strings, bytes,
     numbers and numpy arrays (the globals their pickles name). Any other global, which
@@ -35,7 +37,7 @@ class BatchUnpickler(pickle.Unpickler):
     up.
     """
 
-    ALLOWED = {
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
@@ -253,7 +255,9 @@ class CIFARDataModule(ClassificationDataModule):
 
     def target_source(self, split: str) -> str:
         tv = self.torchvision_class
-        names = [p.name for p in self._batch_files(tv.train_list if split == "train" else tv.test_list)]
+        names = [
+            p.name for p in self._batch_files(tv.train_list if split == "train" else tv.test_list)
+        ]
         return f"the {split} batches ({', '.join(names)} in {self.folder}, indices counted across them)"
 
     def _read(self, paths: list[Path]) -> Split:

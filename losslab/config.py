@@ -179,5 +179,5 @@ def cli_errors() -> Iterator[None]:
 def _exit_with(message: str, status: int, full_traceback: bool = False) -> None:
     print(f"Error: {message}", file=sys.stderr)
     if full_traceback:
-        raise  # noqa: PLE0704  (re-raises the error being handled, with its traceback)
+        raise  # the error being handled, with its traceback
     raise SystemExit(status)

@@ -13,6 +13,7 @@ support it, locking is skipped with a warning.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -55,7 +56,9 @@ class RunLock:
             if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 os.close(fd)
                 raise
-            log.warning("cannot lock %s (%s): runs in this folder are not guarded", self.path, error)
+            log.warning(
+                "cannot lock %s (%s): runs in this folder are not guarded", self.path, error
+            )
         previous = _read(fd)
         if previous:
             log.info("took over the lock of a run that has ended (%s)", _describe(previous))
@@ -72,10 +75,8 @@ class RunLock:
         """Empty the file and drop the lock (the file stays: removing it would race)."""
         if self._fd is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
-        except OSError:
-            pass
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None

@@ -58,7 +58,9 @@ def check_targets(config: Any, where: str = "the stored config") -> None:
         from omegaconf import OmegaConf
 
         config = OmegaConf.to_container(config, resolve=False)
-    refused = [f"{key}={target!r}" for key, target in _targets(config) if not is_allowed_target(target)]
+    refused = [
+        f"{key}={target!r}" for key, target in _targets(config) if not is_allowed_target(target)
+    ]
     if refused:
         raise ConfigError(
             f"{where} names code that losslab does not run: {', '.join(refused)}. Only the "

@@ -70,7 +70,7 @@ def _non_negative_number(value: Any) -> str | None:
 def _val_size(value: Any) -> str | None:
     if _is_int(value) and value >= 0:
         return None
-    if isinstance(value, float) and (value.is_integer() and value >= 0 or 0.0 <= value < 1.0):
+    if isinstance(value, float) and ((value.is_integer() and value >= 0) or 0.0 <= value < 1.0):
         return None
     return "a number of samples >= 0 or a fraction in [0.0, 1.0)"
 
@@ -80,8 +80,10 @@ def _boolean(value: Any) -> str | None:
 
 
 def _deterministic(value: Any) -> str | None:
-    return None if value is None or isinstance(value, bool) or value == "warn" else (
-        "true, false, warn or null"
+    return (
+        None
+        if value is None or isinstance(value, bool) or value == "warn"
+        else ("true, false, warn or null")
     )
 
 

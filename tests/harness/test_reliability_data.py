@@ -84,7 +84,9 @@ def test_cifar_batches_are_unpickled_without_running_code(tmp_path):
     marker = tmp_path / "payload-ran"
     with open(folder / "data_batch_1", "wb") as stream:
         pickle.dump({"data": MakesDirectoryWhenUnpickled(marker), "labels": []}, stream, 2)
-    with pytest.raises(ValueError, match=r"data_batch_1 is not a CIFAR batch: refused os\.makedirs"):
+    with pytest.raises(
+        ValueError, match=r"data_batch_1 is not a CIFAR batch: refused os\.makedirs"
+    ):
         CIFAR10DataModule(root=tmp_path, val_size=10).setup()
     assert not marker.exists()
 

@@ -33,9 +33,10 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
 def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(make_config, tmp_path):
     run_dir = tmp_path / "shared"
     run_dir.mkdir()
-    with RunLock(run_dir):  # stands in for a run started a second earlier
-        with pytest.raises(ConfigError, match=rf"in use by another run \(pid {os.getpid()} on "):
-            train(make_config(f"run_dir={run_dir}"))
+    holder = rf"in use by another run \(pid {os.getpid()} on "
+    # the lock stands in for a run started a second earlier
+    with RunLock(run_dir), pytest.raises(ConfigError, match=holder):
+        train(make_config(f"run_dir={run_dir}"))
     assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]  # nothing written
 
 
