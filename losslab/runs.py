@@ -201,17 +201,21 @@ def check_resume_config(run_dir: Path, cfg: DictConfig) -> None:
 
 
 def finished_record(run_dir: Path, cfg: DictConfig) -> dict | None:
-    """With ``resume=true`` on a finished run: its metrics (the run is left untouched).
+    """The folder policy checked read-only, before any data is read or anything written.
 
-    None when there is something to run. The config is compared first, so resuming a
-    finished run with other settings is refused like any other change.
+    Raises :class:`ConfigError` where :func:`claim` would (a folder holding a run
+    without ``resume``/``overwrite``, ``resume=true`` with nothing to resume or with
+    another config). With ``resume=true`` on a finished run, returns its metrics: there
+    is nothing to do and the folder is left untouched. None when there is a run to start.
     """
-    if not cfg.get("resume") or cfg.get("overwrite"):
-        return None
-    if not (Path(run_dir) / METRICS_FILE).is_file():
-        return None
-    check_resume_config(run_dir, cfg)
-    return load_metrics(run_dir)
+    resume, overwrite = bool(cfg.get("resume")), bool(cfg.get("overwrite"))
+    if resume and (Path(run_dir) / METRICS_FILE).is_file() and not overwrite:
+        check_resume_config(run_dir, cfg)
+        return load_metrics(run_dir)
+    checkpoint_to_resume(run_dir, resume=resume, overwrite=overwrite, is_main_process=False)
+    if resume:
+        check_resume_config(run_dir, cfg)
+    return None
 
 
 @contextmanager

@@ -54,13 +54,13 @@ def train(cfg: DictConfig) -> dict:
         cfg.run_dir = str(run_dir)  # the loggers' and checkpoints' configs point here
     is_main = rank_zero_only.rank == 0
     trainer = _make_trainer(cfg, parts.names)
-    # losslab.runs/validate (issue 13): data read before the folder is made; resume=true
-    # on a finished run changes nothing; claim() compares, locks and holds the folder
-    validate.load_data(parts.datamodule, trainer)
+    # losslab.runs/validate (issue 13): resume=true on a finished run changes nothing;
+    # data read before the folder is made; claim() compares, locks and holds the folder
     finished = runs.finished_record(run_dir, cfg)
     if finished is not None:
         print(f"{run_dir} holds a finished run; nothing to resume: {_summary(finished)}")
         return finished
+    validate.load_data(parts.datamodule, trainer)
     with (
         runs.claim(run_dir, cfg, is_main_process=is_main) as resume_from,
         runs.log_to_file(run_dir / runs.LOG_FILE) if is_main else nullcontext(),

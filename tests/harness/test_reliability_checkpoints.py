@@ -126,3 +126,28 @@ def test_kill_and_resume_is_bit_identical_with_dropout(make_config, tmp_path):
     for name, weights in a["state_dict"].items():
         assert torch.equal(weights, b["state_dict"][name]), name
     assert resumed["test"] == whole["test"]
+
+
+class KilledAtStep(Callback):
+    """Stands in for a kill before optimizer step ``step`` (counted from 0)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError("killed")
+
+
+def test_last_checkpoint_every_n_steps_within_an_epoch(make_config, tmp_path):
+    common = ("callbacks=default", "callbacks.last_checkpoint.every_n_train_steps=3")
+    cfg = make_config(*common, f"run_dir={tmp_path / 'run'}")
+    with open_dict(cfg):
+        cfg.callbacks.killed = {"_target_": f"{__name__}.KilledAtStep", "step": 7}
+    with pytest.raises(RuntimeError, match="killed"):
+        train(cfg)
+    last = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)
+    assert last["global_step"] == 6  # of the 8 steps of the first epoch
+    assert not list((tmp_path / "run/checkpoints").glob("*.partial"))
+    resumed = train(make_config(*common, f"run_dir={tmp_path / 'run'}", "resume=true"))
+    assert resumed["steps"] == 8 and resumed["epochs"] == 1
