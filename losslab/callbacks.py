@@ -55,10 +55,12 @@ class LastCheckpoint(Callback):
             )
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self.every_n_train_steps = int(every_n_train_steps)
+        self._saved_step = -1
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
-        n = self.every_n_train_steps
-        if n and trainer.global_step % n == 0 and not trainer.sanity_checking:
+        n, step = self.every_n_train_steps, trainer.global_step
+        # with gradient accumulation several batches end at the same optimizer step
+        if n and step % n == 0 and step != self._saved_step:
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
@@ -71,6 +73,7 @@ class LastCheckpoint(Callback):
         trainer.save_checkpoint(partial, weights_only=False)  # every rank calls it; rank 0 writes
         if trainer.is_global_zero:
             os.replace(partial, self.path)
+        self._saved_step = trainer.global_step
 
 
 class RNGState(Callback):
