@@ -26,7 +26,8 @@ class InMemoryDataModule(lightning.LightningDataModule):
     ``setup`` builds the splits in a fixed order, each step a hook a subclass may
     override:
 
-    1. ``load_source()``: the official train and test splits;
+    1. ``load_source()``: the official train and test splits, whose targets are checked
+       at once (:meth:`check_targets`: labels out of range, NaN values);
     2. ``select(split)``: keep or relabel samples (a binary task), on both;
     3. a random validation split of ``val_size`` samples out of train, from ``seed``;
     4. ``derive(split, name)``: per-split transformations (rotation, digit canvases),
@@ -88,7 +89,9 @@ class InMemoryDataModule(lightning.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return  # Lightning calls setup once per stage; the data is the same
-        train, test = (self.select(s) for s in self.load_source())
+        source_train, source_test = self.load_source()
+        self.check_targets({"train": source_train, "test": source_test})
+        train, test = (self.select(s) for s in (source_train, source_test))
         train_idx, val_idx = split_indices(len(train[1]), self.val_size, rng(self.seed, "val"))
         splits = {
             "train": (train[0][train_idx], train[1][train_idx]),
@@ -99,6 +102,85 @@ class InMemoryDataModule(lightning.LightningDataModule):
         splits["train"] = self.rebalance_train(splits["train"])
         self.standardize = Standardize.fit(splits["train"][0])
         self.splits = splits
+
+    # -- target checks -----------------------------------------------------------------
+
+    #: how many bad indices a target error lists
+    SHOWN_BAD_INDICES = 5
+
+    def check_targets(self, splits: dict[str, Split]) -> None:
+        """Refuse source targets the task would trip over mid-run, naming file and indices.
+
+        Vectorised over each split, once per load. Class labels must be integers in
+        ``[0, classes)`` (the source's classes: a binary or open-set view keeps only
+        some); multilabel targets 0 or 1; counts finite, non-negative whole numbers;
+        values finite. A label of 200 in MNIST's label file would otherwise train until
+        a batch holds it and crash there, or pass unnoticed if none does.
+        """
+        for split_name, (_, targets) in splits.items():
+            problem = self._target_problem(targets)
+            if problem is None:
+                continue
+            expected, bad = problem
+            bad_indices = bad.nonzero().flatten()
+            shown = bad_indices[: self.SHOWN_BAD_INDICES].tolist()
+            values = targets.reshape(len(targets), -1)[shown].tolist() if shown else []
+            values = [v[0] if len(v) == 1 else v for v in values]
+            raise ValueError(
+                f"{self.name}: {self.target_source(split_name)} holds {len(bad_indices)} "
+                f"target(s) that are not {expected}; first at sample indices {shown} "
+                f"(values {values}). Replace the damaged file(s)."
+            )
+
+    def _target_problem(self, targets: torch.Tensor) -> tuple[str, torch.Tensor] | None:
+        """(what targets must be, bool mask of bad samples (N,)), or None if all are fine."""
+        count = self.source_label_count()
+        if count is not None:
+            if targets.is_floating_point() or targets.dtype == torch.bool:
+                every = torch.ones(len(targets), dtype=torch.bool)
+                return f"integer class indices (got dtype {targets.dtype})", every
+            bad = (targets < 0) | (targets >= count)
+            expected = f"class indices in 0..{count - 1}"
+        elif self.target_kind == "binary":
+            bad = (targets != 0) & (targets != 1)
+            expected = "0 or 1"
+        elif self.target_kind == "counts":
+            values = targets.double()
+            bad = ~torch.isfinite(values) | (values < 0) | (values != values.round())
+            expected = "non-negative whole counts"
+        elif targets.is_floating_point():
+            bad = ~torch.isfinite(targets)
+            expected = "finite numbers"
+        else:
+            return None
+        bad = bad.reshape(len(targets), -1).any(dim=1)
+        return (expected, bad) if bool(bad.any()) else None
+
+    def source_label_count(self) -> int | None:
+        """Classes of the source's labels before any selection; None: not class labels."""
+        names = getattr(self, "source_class_names", None)
+        if names is None:
+            files = getattr(self, "files", None)  # an MNIST-format source (mnist.MnistFiles)
+            names = getattr(getattr(files, "format", None), "class_names", None)
+        if names is not None:
+            return len(names)
+        if self.target_kind == "class_indices" and self.num_classes:
+            return self.num_classes
+        return None
+
+    def target_source(self, split: str) -> str:
+        """Where the ``split`` targets were read from, for error messages.
+
+        The label file of an MNIST-format source, else the dataset folder; a subclass
+        that knows its files better may say so.
+        """
+        files = getattr(self, "files", None)
+        locate = getattr(files, "locate", None)
+        if callable(locate):
+            paths = locate()
+            if paths and len(paths) == 4:
+                return f"the {split} label file {paths[1 if split == 'train' else 3]}"
+        return f"the {split} split (read from {self.root})"
 
     def train_dataloader(self) -> TensorLoader:
         return self._loader("train", self.batch_size, shuffle=True, drop_last=self.drop_last)

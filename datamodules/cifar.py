@@ -5,6 +5,9 @@ batches.meta}`` and ``<root>/cifar-100-python/{train, test, meta}``, as extracte
 official archives ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``; an archive
 left in ``<root>`` is extracted by ``prepare_data`` without network.
 
+The batches are pickles, read with :class:`BatchUnpickler`, which builds only the
+containers and numpy arrays they hold: a replaced file cannot run code.
+
 Reading checks that the files exist and hold consistent arrays, not their md5 sums:
 torchvision verifies the md5 of the archive when it downloads or extracts it, and
 skipping the check on every load lets tests read tiny batches written in the same
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -24,6 +28,52 @@ from torchvision.datasets.utils import check_integrity
 from datamodules.base import Split
 from datamodules.classification import ClassificationDataModule
 from datamodules.download import DatasetUnavailableError, fetch
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batch files and nothing else: dicts, lists, strings, bytes,
+    numbers and numpy arrays (the globals their pickles name). Any other global, which
+    could name a function to call, raises ``pickle.UnpicklingError`` before it is looked
+    up.
+    """
+
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("copy_reg", "_reconstructor"),
+        ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"),
+        ("builtins", "object"),
+        # how protocol-2 pickles written by Python 3 store bytes (text -> latin1 bytes)
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused {module}.{name}: a CIFAR batch holds only containers and numpy arrays"
+            )
+        return super().find_class(module, name)
+
+
+def load_batch(path: str | Path) -> dict:
+    """One CIFAR batch file as a dict, through :class:`BatchUnpickler`."""
+    with open(path, "rb") as stream:
+        # the batches were pickled by Python 2; latin1 maps its byte strings 1:1
+        try:
+            entry = BatchUnpickler(stream, encoding="latin1").load()
+        except pickle.UnpicklingError as error:
+            raise ValueError(f"{path} is not a CIFAR batch: {error}") from error
+        except EOFError as error:
+            raise ValueError(f"{path} is truncated (it ends inside its pickle)") from error
+    if not isinstance(entry, dict) or "data" not in entry:
+        raise ValueError(f"{path} is not a CIFAR batch (no 'data' entry)")
+    return entry
+
 
 CIFAR10_CLASSES = [
     "airplane",
@@ -203,12 +253,17 @@ class CIFARDataModule(ClassificationDataModule):
             self._batch_files(tv.test_list)
         )
 
+    def target_source(self, split: str) -> str:
+        tv = self.torchvision_class
+        names = [
+            p.name for p in self._batch_files(tv.train_list if split == "train" else tv.test_list)
+        ]
+        return f"the {split} batches ({', '.join(names)} in {self.folder}, indices counted across them)"
+
     def _read(self, paths: list[Path]) -> Split:
         images, labels = [], []
         for path in paths:
-            with open(path, "rb") as stream:
-                # the batches were pickled by Python 2; latin1 maps its byte strings 1:1
-                entry = pickle.load(stream, encoding="latin1")
+            entry = load_batch(path)
             data = np.asarray(entry["data"], dtype=np.uint8)
             targets = entry["labels"] if "labels" in entry else entry["fine_labels"]
             if data.shape != (len(targets), 3 * 32 * 32):

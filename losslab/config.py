@@ -29,6 +29,21 @@ class ConfigError(CompactHydraException, ValueError):
     """
 
 
+class DataError(CompactHydraException, ValueError):
+    """A dataset that is on disk but cannot be used: a damaged file, labels out of range.
+
+    Raised when the data is loaded, before the run folder is made; the message names
+    the file or dataset. The scripts print it alone and exit with status 1.
+    """
+
+
+class TrainingDiverged(CompactHydraException, RuntimeError):
+    """The training loss became NaN or infinite (losslab.callbacks.NonFiniteLoss).
+
+    The scripts print the message alone and exit with status 3.
+    """
+
+
 def group_options(group: str) -> list[str]:
     """The options of a config group: the YAML files in ``configs/<group>/``."""
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
@@ -148,25 +163,32 @@ def _explain_unknown_option(message: str) -> str:
 
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """For scripts: config errors (exit 2) and missing datasets (exit 1) as one message.
+    """For scripts: config errors (exit 2), data errors (exit 1), divergence (exit 3).
 
-    Hydra prints composition errors itself unless HYDRA_FULL_ERROR is set; setting it
-    lets them reach here to be rewritten with the valid choices. A dataset that is
-    neither on disk nor downloadable says how to supply it; a traceback would add
-    nothing. Other errors keep their traceback.
+    Each is printed as one message without a traceback: a traceback would add nothing
+    to a message that names the key, the file or the step. Hydra prints composition
+    errors itself unless HYDRA_FULL_ERROR is set; setting it lets them reach here to be
+    rewritten with the valid choices. A user who sets ``HYDRA_FULL_ERROR=1`` gets the
+    full traceback after the message, as Hydra users expect. Other errors keep their
+    traceback.
     """
+    full_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         yield
     except ConfigCompositionException as error:
         overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
-        _exit_with(explain(error, overrides), 2)
+        _exit_with(explain(error, overrides), 2, full_traceback)
     except ConfigError as error:
-        _exit_with(str(error), 2)
-    except DatasetUnavailableError as error:
-        _exit_with(str(error), 1)
+        _exit_with(str(error), 2, full_traceback)
+    except (DatasetUnavailableError, DataError) as error:
+        _exit_with(str(error), 1, full_traceback)
+    except TrainingDiverged as error:
+        _exit_with(str(error), 3, full_traceback)
 
 
-def _exit_with(message: str, status: int) -> None:
+def _exit_with(message: str, status: int, full_traceback: bool = False) -> None:
     print(f"Error: {message}", file=sys.stderr)
+    if full_traceback:
+        raise  # the error being handled, with its traceback
     raise SystemExit(status)

@@ -5,28 +5,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from losslab.build import build_components
 from losslab.config import ConfigError
+from losslab.safety import check_targets, load_checkpoint
 from losslab.train import CHECKPOINT_KEY
 
 SPLITS = ("test", "val")
 
 
 def stored_config(ckpt_path: str | Path) -> DictConfig:
-    """The resolved config of the run that wrote the checkpoint."""
+    """The resolved config of the run that wrote the checkpoint, its targets checked.
+
+    Raises :class:`ConfigError` for a file that is not a checkpoint, one holding
+    objects that could run code, and a config naming a ``_target_`` outside
+    :mod:`losslab.safety`'s allow-list.
+    """
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if CHECKPOINT_KEY not in checkpoint:
+    checkpoint = load_checkpoint(path)  # weights-only: the file cannot run code
+    record = checkpoint.get(CHECKPOINT_KEY)
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise ConfigError(
             f"{path} was not written by losslab's train (no {CHECKPOINT_KEY!r} record)"
         )
-    return OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
+    # refused before anything is built: instantiate would call any _target_ it names
+    check_targets(record["config"], where=f"the config stored in {path}")
+    return OmegaConf.create(record["config"])
 
 
 def evaluate(
@@ -60,7 +66,13 @@ def evaluate(
         default_root_dir=str(Path(ckpt_path).resolve().parent.parent),
     )
     run = runner.test if split == "test" else runner.validate
-    results = run(parts.task, datamodule=parts.datamodule, ckpt_path=str(ckpt_path), verbose=False)
+    results = run(
+        parts.task,
+        datamodule=parts.datamodule,
+        ckpt_path=str(ckpt_path),
+        verbose=False,
+        weights_only=True,
+    )
     return {k: float(v) for k, v in sorted(results[0].items())}
 
 

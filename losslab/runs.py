@@ -13,6 +13,12 @@ sweep never share a folder. ``run_dir=...`` picks a folder by hand. A folder hol
     checkpoints/best.ckpt     best on the task's monitored validation metric
     metrics.json              written last: final validation and test metrics, epochs,
                               steps, wall time, versions and device
+    .lock                     held by the running run (losslab.lock): a second run into
+                              the folder is refused
+
+:func:`claim` takes the folder for a run: it compares a resumed run's config with the
+stored one, locks the folder, applies the rerun policy and saves the config, in that
+order, so a refused run writes nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +29,18 @@ import logging
 import platform
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from losslab.config import ConfigError
+from losslab.lock import LOCK_FILE, RunLock
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
@@ -93,7 +103,7 @@ def checkpoint_to_resume(
     finished = (run_dir / METRICS_FILE).is_file()
     if overwrite:
         if is_main_process and run_dir.exists():
-            shutil.rmtree(run_dir)
+            _empty(run_dir)
         return None
     if finished or last.is_file():
         state = "a finished run" if finished else "an interrupted run"
@@ -103,6 +113,167 @@ def checkpoint_to_resume(
             f"to run elsewhere."
         )
     return None
+
+
+def _empty(run_dir: Path) -> None:
+    """Delete what the folder holds except its lock (held by this run)."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+#: keys that may differ when a run is resumed: where files are, devices, logging
+RESUME_MAY_CHANGE = (
+    "resume",
+    "overwrite",
+    "run_dir",
+    "paths",
+    "data.root",
+    "data.on_device",
+    "logger",
+    "callbacks",
+    "float32_matmul_precision",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.strategy",
+    "trainer.num_nodes",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "trainer.num_sanity_val_steps",
+)
+
+#: keys whose change means "train longer", which resuming cannot do
+RUN_LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches")
+
+
+def config_differences(run_dir: Path, cfg: DictConfig) -> list[str]:
+    """``key: stored -> requested`` for each key a resume may not change (empty: same run)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        return []
+    stored = _flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+    requested = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    missing = object()
+    changes = []
+    for key in sorted(stored.keys() | requested.keys()):
+        if any(key == k or key.startswith(k + ".") for k in RESUME_MAY_CHANGE):
+            continue
+        old, new = stored.get(key, missing), requested.get(key, missing)
+        if old != new:
+            shown = ["(absent)" if v is missing else repr(v) for v in (old, new)]
+            changes.append(f"{key}: {shown[0]} -> {shown[1]}")
+    return changes
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat if flat or not prefix else {prefix: {}}
+    return {prefix: node}
+
+
+def check_resume_config(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse resuming ``run_dir`` with a config that would make it another run."""
+    changes = config_differences(run_dir, cfg)
+    if not changes:
+        return
+    longer = any(c.split(":", 1)[0] in RUN_LENGTH_KEYS for c in changes)
+    note = (
+        " A run cannot be extended by resuming it: its learning-rate schedule was laid out "
+        "for the original length (OneCycle's total_steps is in the checkpoint); start a new "
+        "run with the longer length instead."
+        if longer
+        else ""
+    )
+    raise ConfigError(
+        f"resume=true would continue {run_dir} with another config than the one it was "
+        f"started with ({run_dir / CONFIG_FILE}). Differences, stored -> requested: "
+        f"{'; '.join(changes)}.{note} To train with the new settings, start a new run "
+        f"(run_dir=<folder>, or overwrite=true to replace this one). Nothing was changed."
+    )
+
+
+def finished_record(run_dir: Path, cfg: DictConfig) -> dict | None:
+    """The folder policy checked read-only, before any data is read or anything written.
+
+    Raises :class:`ConfigError` where :func:`claim` would (a folder holding a run
+    without ``resume``/``overwrite``, ``resume=true`` with nothing to resume or with
+    another config). With ``resume=true`` on a finished run, returns its metrics: there
+    is nothing to do and the folder is left untouched. None when there is a run to start.
+    """
+    resume, overwrite = bool(cfg.get("resume")), bool(cfg.get("overwrite"))
+    if resume and (Path(run_dir) / METRICS_FILE).is_file() and not overwrite:
+        check_resume_config(run_dir, cfg)
+        return load_metrics(run_dir)
+    checkpoint_to_resume(run_dir, resume=resume, overwrite=overwrite, is_main_process=False)
+    if resume:
+        check_resume_config(run_dir, cfg)
+    return None
+
+
+@contextmanager
+def claim(run_dir: Path, cfg: DictConfig, *, is_main_process: bool = True) -> Iterator[Path | None]:
+    """Hold ``run_dir`` for a run; yields the checkpoint to resume from, or None.
+
+    In order, on the main process: a resumed run's config is compared with the stored
+    one (nothing is written before that); the folder is made and locked
+    (:class:`~losslab.lock.RunLock`: a folder in use by another run is refused); the
+    rerun policy of :func:`checkpoint_to_resume` is applied; the config is saved. A
+    refusal at any step leaves no folder that did not exist before. The lock is held
+    until the ``with`` block ends. Other DDP processes only read.
+    """
+    run_dir = Path(run_dir)
+    resume, overwrite = bool(cfg.get("resume")), bool(cfg.get("overwrite"))
+    if not is_main_process:
+        yield checkpoint_to_resume(
+            run_dir, resume=resume, overwrite=overwrite, is_main_process=False
+        )
+        return
+    if resume and not overwrite:
+        check_resume_config(run_dir, cfg)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir).acquire()
+    except OSError as error:
+        if created:
+            _remove_if_empty(run_dir)
+        raise ConfigError(
+            f"cannot write the run folder {run_dir}: {error.strerror or error}. Choose a "
+            f"writable place with run_dir=<folder> or paths.runs_dir=<folder>."
+        ) from error
+    try:
+        try:
+            resume_from = checkpoint_to_resume(
+                run_dir, resume=resume, overwrite=overwrite, is_main_process=True
+            )
+            save_config(run_dir, cfg)
+        except BaseException:
+            if created:
+                lock.release()
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        yield resume_from
+    finally:
+        lock.release()
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    try:
+        for entry in run_dir.iterdir():
+            if entry.name != LOCK_FILE:
+                return
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        run_dir.rmdir()
+    except OSError:
+        pass
 
 
 def save_config(run_dir: Path, cfg: DictConfig) -> None:

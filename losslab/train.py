@@ -14,7 +14,8 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from losslab import runs
+from losslab import callbacks as guards
+from losslab import runs, validate
 from losslab.build import Components, build_components
 
 log = logging.getLogger("losslab")
@@ -44,6 +45,7 @@ def train(cfg: DictConfig) -> dict:
     before any data is read. See docs/harness.md for the run folder and its files.
     """
     started = time.perf_counter()
+    validate.check_config(cfg)  # types, ranges, run length: before anything is built
     torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
     L.seed_everything(cfg.seed, workers=True)
     parts = build_components(cfg)
@@ -51,18 +53,25 @@ def train(cfg: DictConfig) -> dict:
     with open_dict(cfg):
         cfg.run_dir = str(run_dir)  # the loggers' and checkpoints' configs point here
     is_main = rank_zero_only.rank == 0
-    resume_from = runs.checkpoint_to_resume(
-        run_dir, resume=cfg.resume, overwrite=cfg.overwrite, is_main_process=is_main
-    )
     trainer = _make_trainer(cfg, parts.names)
-    if is_main:
-        runs.save_config(run_dir, cfg)
-    with runs.log_to_file(run_dir / runs.LOG_FILE) if is_main else nullcontext():
+    # losslab.runs/validate (issue 13): resume=true on a finished run changes nothing;
+    # data read before the folder is made; claim() compares, locks and holds the folder
+    finished = runs.finished_record(run_dir, cfg)
+    if finished is not None:
+        print(f"{run_dir} holds a finished run; nothing to resume: {_summary(finished)}")
+        return finished
+    validate.load_data(parts.datamodule, trainer)
+    with (
+        runs.claim(run_dir, cfg, is_main_process=is_main) as resume_from,
+        runs.log_to_file(run_dir / runs.LOG_FILE) if is_main else nullcontext(),
+    ):
         log.info(
             "run folder %s%s", run_dir, f" (resuming from {resume_from})" if resume_from else ""
         )
         fit_started = time.perf_counter()
-        trainer.fit(parts.task, datamodule=parts.datamodule, ckpt_path=resume_from)
+        trainer.fit(
+            parts.task, datamodule=parts.datamodule, ckpt_path=resume_from, weights_only=True
+        )
         fit_seconds = time.perf_counter() - fit_started
         record = {
             **parts.names,
@@ -91,6 +100,7 @@ def train(cfg: DictConfig) -> dict:
 def _make_trainer(cfg: DictConfig, names: dict[str, str]) -> L.Trainer:
     """The Trainer of the config, with its callbacks and loggers, writing into cfg.run_dir."""
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks = guards.complete(callbacks)  # non-finite loss guard, generator states
     callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True), names))
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
     return instantiate(
@@ -107,10 +117,19 @@ def _final_metrics(trainer: L.Trainer, parts: Components) -> dict:
     """Validation and test metrics of the best checkpoint (or of the final weights)."""
     weights = _final_weights(trainer)
     val = trainer.validate(
-        parts.task, datamodule=parts.datamodule, ckpt_path=weights, verbose=False
-    )
-    test = trainer.test(parts.task, datamodule=parts.datamodule, ckpt_path=weights, verbose=False)
-    return {"weights": weights or "final", "val": _floats(val[0]), "test": _floats(test[0])}
+        parts.task, datamodule=parts.datamodule, ckpt_path=weights, verbose=False,
+        weights_only=True,
+    )  # fmt: skip
+    test = trainer.test(
+        parts.task, datamodule=parts.datamodule, ckpt_path=weights, verbose=False,
+        weights_only=True,
+    )  # fmt: skip
+    # limit_val_batches=0 / limit_test_batches=0: no results, an empty record
+    return {
+        "weights": weights or "final",
+        "val": _floats(val[0]) if val else {},
+        "test": _floats(test[0]) if test else {},
+    }
 
 
 def _final_weights(trainer: L.Trainer) -> str | None:
