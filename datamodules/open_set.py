@@ -226,6 +226,7 @@ class OpenSetDataModule(InMemoryDataModule):
         if self.splits:
             return
         train, test = self.load_source()
+        self.source.check_targets({"train": train, "test": test})  # its files, its classes
         seen = _of_classes(train, self.train_classes)
         held_out = seen if self.val_classes == "seen" else _of_classes(train, self.eval_classes)
         train_idx, val_idx = split_indices(len(held_out[1]), self.val_size, rng(self.seed, "val"))
