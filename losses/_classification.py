@@ -15,9 +15,8 @@ from torch import Tensor
 
 from losses.checks import (
     check_class_indices,
-    check_finite,
+    check_finite_in,
     check_float,
-    check_range,
     fail,
     reduce,
     weighted_mean,
@@ -67,8 +66,7 @@ def check_class_weight(
             f"{name} must have shape (C,) = ({num_classes},), one value per class, "
             f"got {tuple(weight.shape)}",
         )
-    check_finite(loss, name, weight, check_values)
-    check_range(loss, name, weight, 0.0, None, check_values, what="non-negative,")
+    check_finite_in(loss, name, weight, 0.0, None, check_values, what="non-negative,")
 
 
 def check_broadcast_weight(loss: str, name: str, weight: Tensor | None, input: Tensor) -> None:
@@ -89,16 +87,14 @@ def check_broadcast_weight(loss: str, name: str, weight: Tensor | None, input: T
 
 def check_probabilities(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:
     """Finite values in [0, 1]."""
-    check_finite(loss, name, tensor, check_values)
-    check_range(loss, name, tensor, 0.0, 1.0, check_values, what="probabilities in")
+    check_finite_in(loss, name, tensor, 0.0, 1.0, check_values, what="probabilities in")
 
 
 def check_log_probabilities(
     loss: str, name: str, tensor: Tensor, check_values: bool | None
 ) -> None:
     """Finite values <= 0 (logits passed where log-probabilities belong fail here)."""
-    check_finite(loss, name, tensor, check_values)
-    check_range(
+    check_finite_in(
         loss, name, tensor, -math.inf, 0.0, check_values, what="log-probabilities (<= 0), i.e. in"
     )
 

@@ -15,6 +15,7 @@ from losses.checks import (
     check_float,
     check_reduction,
     check_same_shape,
+    extremes,
     fail,
     should_check_values,
 )
@@ -40,11 +41,9 @@ def check_positive(loss: str, name: str, tensor: Tensor, check_values: bool | No
     """Strictly positive values (a variance); a value check, so it honours the policy."""
     if tensor.numel() == 0 or not should_check_values(tensor, check_values):
         return
-    if bool((tensor <= 0).any()):
-        raise fail(
-            loss,
-            f"{name} must be > 0, got minimum {tensor.min().item():.4g}",
-        )
+    low, _ = extremes(tensor)  # shared with the finite check of the same tensor
+    if low <= 0:
+        raise fail(loss, f"{name} must be > 0, got minimum {low:.4g}")
 
 
 def check_counts_dtype(loss: str, name: str, tensor: Tensor) -> None:
