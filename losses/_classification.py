@@ -171,6 +171,29 @@ def safe_indices(target: Tensor, ignore: Tensor) -> Tensor:
     return target.long().masked_fill(ignore, 0)
 
 
+def class_index_loss(
+    compute,
+    indices: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+) -> Tensor:
+    """``compute(reduction)`` (torch's class-index loss) reduced as torch reduces it.
+
+    Without class weights torch's fused "mean" and "sum" are used as they are, except
+    that a batch whose targets are all ``ignore_index`` gives a graph-connected 0 where
+    torch's mean is 0/0 = NaN (its backward writes no gradient at ignored targets, so
+    the gradient stays 0). With weights, or for an empty batch, the loss goes through
+    :func:`reduce_class_indices`.
+    """
+    if reduction == "none" or weight is not None or indices.numel() == 0:
+        return reduce_class_indices(compute("none"), indices, weight, ignore_index, reduction)
+    value = compute(reduction)
+    if reduction == "sum":
+        return value
+    return torch.where((indices != ignore_index).any(), value, torch.zeros_like(value))
+
+
 def reduce_class_indices(
     loss: Tensor, indices: Tensor, weight: Tensor | None, ignore_index: int, reduction: str
 ) -> Tensor:

@@ -530,6 +530,19 @@ def reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss.mean()
 
 
+def torch_reduced(compute: Callable[[str], Tensor], reduction: str, numel: int) -> Tensor:
+    """``compute(reduction)``: torch's fused reduction wherever it agrees with :func:`reduce`.
+
+    ``compute(r)`` returns the loss with torch's ``reduction=r``. The fused "mean" and
+    "sum" skip the elementwise loss tensor and its separate reduction (forward and
+    backward); an empty input still goes through :func:`reduce`, which returns a
+    graph-connected 0 where torch's mean is NaN.
+    """
+    if reduction == "none" or numel == 0:
+        return reduce(compute("none"), reduction)
+    return compute(reduction)
+
+
 def weighted_mean(loss: Tensor, weight: Tensor) -> Tensor:
     """sum(loss) / sum(weight) with a graph-connected 0 when the weights sum to 0.
 

@@ -217,7 +217,13 @@ def _multiclass(
         index = safe_indices(target, ignored).unsqueeze(1)
         log_p_t = F.log_softmax(x, dim=1).gather(1, index).squeeze(1)
         loss = -log_p_t
-        if gamma:
+        if gamma >= 1.0:
+            # on the (N, d...) target probabilities only; for gamma >= 1 the power and
+            # its derivative are finite at 0, and where 1 - p_t rounds (p_t near 1) the
+            # -log p_t it multiplies is itself within rounding of 0
+            loss = loss * (1.0 - torch.exp(log_p_t)).pow(gamma)
+        elif gamma:
+            # 0 < gamma < 1 (infinite slope at 0): log space over the other classes,
             # log(1 - p_t) = logsumexp over the other classes - logsumexp over all classes
             is_target = torch.zeros_like(x, dtype=torch.bool).scatter_(1, index, True)
             others = torch.logsumexp(x.masked_fill(is_target, -math.inf), dim=1)

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import Real, check_real_option, reduce
+from losses.checks import Real, check_real_option, torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "huber"
@@ -53,7 +53,9 @@ def huber_loss(
     """
     delta = check_real_option(NAME, "delta", delta, low=0.0, low_open=True)
     check_pair(NAME, input, target, reduction, check_values)
-    return reduce(F.huber_loss(input, target, reduction="none", delta=delta), reduction)
+    return torch_reduced(
+        lambda r: F.huber_loss(input, target, reduction=r, delta=delta), reduction, input.numel()
+    )
 
 
 class HuberLoss(FunctionalLoss):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import reduce
+from losses.checks import torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "l1"
@@ -44,7 +45,7 @@ def l1_loss(
         tensor(3.)
     """
     check_pair(NAME, input, target, reduction, check_values)
-    return reduce((input - target).abs(), reduction)
+    return torch_reduced(lambda r: F.l1_loss(input, target, reduction=r), reduction, input.numel())
 
 
 class L1Loss(FunctionalLoss):

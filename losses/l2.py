@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import reduce
+from losses.checks import torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "l2"
@@ -45,7 +46,7 @@ def l2_loss(
         tensor(5.)
     """
     check_pair(NAME, input, target, reduction, check_values)
-    return reduce((input - target).square(), reduction)
+    return torch_reduced(lambda r: F.mse_loss(input, target, reduction=r), reduction, input.numel())
 
 
 class L2Loss(FunctionalLoss):

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import reduce
+from losses.checks import torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "mae"
@@ -43,7 +43,7 @@ def mae_loss(
         tensor(2.)
     """
     check_pair(NAME, input, target, reduction, check_values)
-    return reduce(F.l1_loss(input, target, reduction="none"), reduction)
+    return torch_reduced(lambda r: F.l1_loss(input, target, reduction=r), reduction, input.numel())
 
 
 class MAELoss(FunctionalLoss):

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import reduce
+from losses.checks import torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "mse"
@@ -35,7 +35,7 @@ def mse_loss(
         tensor(5.)
     """
     check_pair(NAME, input, target, reduction, check_values)
-    return reduce(F.mse_loss(input, target, reduction="none"), reduction)
+    return torch_reduced(lambda r: F.mse_loss(input, target, reduction=r), reduction, input.numel())
 
 
 class MSELoss(FunctionalLoss):

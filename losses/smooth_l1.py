@@ -7,7 +7,7 @@ from torch import Tensor
 
 from losses._regression import check_pair
 from losses.base import FunctionalLoss
-from losses.checks import Real, check_real_option, reduce
+from losses.checks import Real, check_real_option, torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "smooth_l1"
@@ -52,7 +52,9 @@ def smooth_l1_loss(
     """
     beta = check_real_option(NAME, "beta", beta, low=0.0)
     check_pair(NAME, input, target, reduction, check_values)
-    return reduce(F.smooth_l1_loss(input, target, reduction="none", beta=beta), reduction)
+    return torch_reduced(
+        lambda r: F.smooth_l1_loss(input, target, reduction=r, beta=beta), reduction, input.numel()
+    )
 
 
 class SmoothL1Loss(FunctionalLoss):
