@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from losses.checks import (
+    cached_extremes,
     check_class_indices,
     check_finite_in,
     check_float,
@@ -191,6 +192,9 @@ def class_index_loss(
     value = compute(reduction)
     if reduction == "sum":
         return value
+    seen = cached_extremes(indices)  # the index check's read, when it ran on this tensor
+    if seen is not None and not seen[0] <= ignore_index <= seen[1]:
+        return value  # no target is ignore_index: torch's mean is already right
     return torch.where((indices != ignore_index).any(), value, torch.zeros_like(value))
 
 

@@ -365,6 +365,14 @@ def extremes(tensor: Tensor) -> tuple[float, float]:
     return result
 
 
+def cached_extremes(tensor: Tensor) -> tuple[float, float] | None:
+    """The extremes a value check just read from ``tensor``, or ``None`` (no extra pass)."""
+    cached = _last_extremes
+    if cached is not None and cached[0]() is tensor and cached[1] == tensor._version:
+        return cached[2]
+    return None
+
+
 def check_finite(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:
     """No NaN or Inf: one ``sum`` over the tensor (the cheapest full pass).
 
@@ -470,6 +478,9 @@ def check_signs(
                 loss,
                 f"{name} mixes 0 and -1; use either {{-1, 1}} or {{0, 1}} targets",
             )
+    seen = cached_extremes(tensor) if tensor.numel() else None
+    if seen is not None and seen[0] == -1:
+        return tensor  # the value check saw a -1, so there is no 0: signs already
     # where no -1 is present (binary form) map 0 -> -1; signs pass through unchanged
     return torch.where(tensor == 0, -torch.ones_like(tensor), tensor)
 
