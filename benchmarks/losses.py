@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import losses  # noqa: E402
+import losses
 
 Args = tuple
 Maker = Callable[[torch.device, torch.Generator], Args]
@@ -305,7 +305,7 @@ def benches() -> list[Bench]:
                            "N keys)"}),
         ]
     # --- sequences (torch.nn)
-    b.append(Bench("ctc", "T=%d N=%d C=%d S=%d" % CTC, _ctc, {"torch.nn": F.ctc_loss}))
+    b.append(Bench("ctc", "T={} N={} C={} S={}".format(*CTC), _ctc, {"torch.nn": F.ctc_loss}))
     return b
 
 

@@ -342,6 +342,11 @@ def check_ndim(loss: str, name: str, tensor: Tensor, ndims: Iterable[int], layou
 _last_extremes: tuple[weakref.ref, int, tuple[float, float]] | None = None
 
 
+def _version(tensor: Tensor) -> int | None:
+    """The in-place version counter; ``None`` for inference tensors, which have none."""
+    return None if tensor.is_inference() else tensor._version
+
+
 def extremes(tensor: Tensor) -> tuple[float, float]:
     """``(min, max)`` of a non-empty tensor in one pass (``torch.aminmax``), as floats.
 
@@ -352,23 +357,21 @@ def extremes(tensor: Tensor) -> tuple[float, float]:
     """
     global _last_extremes
     cached = _last_extremes
-    if cached is not None and cached[0]() is tensor and cached[1] == tensor._version:
+    if cached is not None and cached[0]() is tensor and cached[1] == _version(tensor):
         return cached[2]
     if tensor.dtype == torch.bool:
         tensor = tensor.to(torch.uint8)
     low, high = torch.aminmax(tensor)
     result = tuple(torch.stack((low, high)).tolist())
-    try:
-        _last_extremes = (weakref.ref(tensor), tensor._version, result)
-    except TypeError:  # not weak-referenceable (never for torch tensors): no cache
-        _last_extremes = None
+    version = _version(tensor)
+    _last_extremes = None if version is None else (weakref.ref(tensor), version, result)
     return result
 
 
 def cached_extremes(tensor: Tensor) -> tuple[float, float] | None:
     """The extremes a value check just read from ``tensor``, or ``None`` (no extra pass)."""
     cached = _last_extremes
-    if cached is not None and cached[0]() is tensor and cached[1] == tensor._version:
+    if cached is not None and cached[0]() is tensor and cached[1] == _version(tensor):
         return cached[2]
     return None
 
@@ -386,7 +389,7 @@ def check_finite(loss: str, name: str, tensor: Tensor, check_values: bool | None
     ):
         return
     cached = _last_extremes
-    if cached is not None and cached[0]() is tensor and cached[1] == tensor._version:
+    if cached is not None and cached[0]() is tensor and cached[1] == _version(tensor):
         finite = all(math.isfinite(v) for v in cached[2])
     else:
         finite = math.isfinite(tensor.sum().item()) or all(
