@@ -14,10 +14,10 @@ import torch
 from torch import Tensor
 
 from losses.checks import (
+    cached_extremes,
     check_class_indices,
-    check_finite,
+    check_finite_in,
     check_float,
-    check_range,
     fail,
     reduce,
     weighted_mean,
@@ -67,8 +67,7 @@ def check_class_weight(
             f"{name} must have shape (C,) = ({num_classes},), one value per class, "
             f"got {tuple(weight.shape)}",
         )
-    check_finite(loss, name, weight, check_values)
-    check_range(loss, name, weight, 0.0, None, check_values, what="non-negative,")
+    check_finite_in(loss, name, weight, 0.0, None, check_values, what="non-negative,")
 
 
 def check_broadcast_weight(loss: str, name: str, weight: Tensor | None, input: Tensor) -> None:
@@ -89,16 +88,14 @@ def check_broadcast_weight(loss: str, name: str, weight: Tensor | None, input: T
 
 def check_probabilities(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:
     """Finite values in [0, 1]."""
-    check_finite(loss, name, tensor, check_values)
-    check_range(loss, name, tensor, 0.0, 1.0, check_values, what="probabilities in")
+    check_finite_in(loss, name, tensor, 0.0, 1.0, check_values, what="probabilities in")
 
 
 def check_log_probabilities(
     loss: str, name: str, tensor: Tensor, check_values: bool | None
 ) -> None:
     """Finite values <= 0 (logits passed where log-probabilities belong fail here)."""
-    check_finite(loss, name, tensor, check_values)
-    check_range(
+    check_finite_in(
         loss, name, tensor, -math.inf, 0.0, check_values, what="log-probabilities (<= 0), i.e. in"
     )
 
@@ -173,6 +170,32 @@ def check_flat_target_values(
 def safe_indices(target: Tensor, ignore: Tensor) -> Tensor:
     """Class indices with ignored positions replaced by 0, as int64 (for gather)."""
     return target.long().masked_fill(ignore, 0)
+
+
+def class_index_loss(
+    compute,
+    indices: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+) -> Tensor:
+    """``compute(reduction)`` (torch's class-index loss) reduced as torch reduces it.
+
+    Without class weights torch's fused "mean" and "sum" are used as they are, except
+    that a batch whose targets are all ``ignore_index`` gives a graph-connected 0 where
+    torch's mean is 0/0 = NaN (its backward writes no gradient at ignored targets, so
+    the gradient stays 0). With weights, or for an empty batch, the loss goes through
+    :func:`reduce_class_indices`.
+    """
+    if reduction == "none" or weight is not None or indices.numel() == 0:
+        return reduce_class_indices(compute("none"), indices, weight, ignore_index, reduction)
+    value = compute(reduction)
+    if reduction == "sum":
+        return value
+    seen = cached_extremes(indices)  # the index check's read, when it ran on this tensor
+    if seen is not None and not seen[0] <= ignore_index <= seen[1]:
+        return value  # no target is ignore_index: torch's mean is already right
+    return torch.where((indices != ignore_index).any(), value, torch.zeros_like(value))
 
 
 def reduce_class_indices(

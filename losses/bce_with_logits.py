@@ -18,7 +18,7 @@ from losses.checks import (
     check_range,
     check_reduction,
     check_same_shape,
-    reduce,
+    torch_reduced,
 )
 from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
@@ -84,14 +84,14 @@ def bce_with_logits_loss(
         check_range(NAME, "pos_weight", pw, 0.0, None, check_values, what="non-negative,")
 
     with no_autocast(input.device):
-        loss = F.binary_cross_entropy_with_logits(
-            to_dtype(input, dtype),
-            to_dtype(target, dtype),
-            weight=w,
-            pos_weight=pw,
-            reduction="none",
+        x, t = to_dtype(input, dtype), to_dtype(target, dtype)
+        return torch_reduced(
+            lambda r: F.binary_cross_entropy_with_logits(
+                x, t, weight=w, pos_weight=pw, reduction=r
+            ),
+            reduction,
+            x.numel(),
         )
-        return reduce(loss, reduction)
 
 
 class BCEWithLogitsLoss(FunctionalLoss):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -338,13 +339,80 @@ def check_ndim(loss: str, name: str, tensor: Tensor, ndims: Iterable[int], layou
         )
 
 
+_last_extremes: tuple[weakref.ref, int, tuple[float, float]] | None = None
+
+
+def _version(tensor: Tensor) -> int | None:
+    """The in-place version counter; ``None`` for inference tensors, which have none."""
+    return None if tensor.is_inference() else tensor._version
+
+
+def extremes(tensor: Tensor) -> tuple[float, float]:
+    """``(min, max)`` of a non-empty tensor in one pass (``torch.aminmax``), as floats.
+
+    NaN anywhere makes both NaN, so one reduction answers "finite?" and "in range?".
+    The last result is remembered (by a weak reference and the tensor's version
+    counter), so :func:`check_finite` followed by :func:`check_range` on the same tensor
+    reads its data once, as the value checks promise.
+    """
+    global _last_extremes
+    cached = _last_extremes
+    if cached is not None and cached[0]() is tensor and cached[1] == _version(tensor):
+        return cached[2]
+    if tensor.dtype == torch.bool:
+        tensor = tensor.to(torch.uint8)
+    low, high = torch.aminmax(tensor)
+    result = tuple(torch.stack((low, high)).tolist())
+    version = _version(tensor)
+    _last_extremes = None if version is None else (weakref.ref(tensor), version, result)
+    return result
+
+
+def cached_extremes(tensor: Tensor) -> tuple[float, float] | None:
+    """The extremes a value check just read from ``tensor``, or ``None`` (no extra pass)."""
+    cached = _last_extremes
+    if cached is not None and cached[0]() is tensor and cached[1] == _version(tensor):
+        return cached[2]
+    return None
+
+
 def check_finite(loss: str, name: str, tensor: Tensor, check_values: bool | None) -> None:
+    """No NaN or Inf: one ``sum`` over the tensor (the cheapest full pass).
+
+    NaN or Inf anywhere makes the sum non-finite; a finite tensor whose sum overflows
+    is then told apart by :func:`extremes` (a second pass only on that rare path).
+    """
     if (
-        tensor.is_floating_point()
-        and should_check_values(tensor, check_values)
-        and not bool(torch.isfinite(tensor).all())
+        not tensor.is_floating_point()
+        or tensor.numel() == 0
+        or not should_check_values(tensor, check_values)
     ):
+        return
+    cached = _last_extremes
+    if cached is not None and cached[0]() is tensor and cached[1] == _version(tensor):
+        finite = all(math.isfinite(v) for v in cached[2])
+    else:
+        finite = math.isfinite(tensor.sum().item()) or all(
+            math.isfinite(v) for v in extremes(tensor)
+        )
+    if not finite:
         raise fail(loss, f"{name} contains NaN or Inf")
+
+
+def check_finite_in(
+    loss: str,
+    name: str,
+    tensor: Tensor,
+    low: float,
+    high: float | None,
+    check_values: bool | None,
+    what: str = "",
+) -> None:
+    """:func:`check_finite` and :func:`check_range` in one pass (``torch.aminmax``)."""
+    if tensor.numel() and should_check_values(tensor, check_values):
+        extremes(tensor)  # cached: both checks below read it
+    check_finite(loss, name, tensor, check_values)
+    check_range(loss, name, tensor, low, high, check_values, what)
 
 
 def check_range(
@@ -359,12 +427,10 @@ def check_range(
     """Values must lie in [low, high] (``high=None``: no upper bound)."""
     if tensor.numel() == 0 or not should_check_values(tensor, check_values):
         return
-    bad = tensor < low
-    if high is not None:
-        bad = bad | (tensor > high)
-    if bool(bad.any()):
+    seen_low, seen_high = extremes(tensor)  # NaN compares False: the finite check's job
+    if seen_low < low or (high is not None and seen_high > high):
         bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
-        seen = f"[{tensor.min().item():.4g}, {tensor.max().item():.4g}]"
+        seen = f"[{seen_low:.4g}, {seen_high:.4g}]"
         raise fail(loss, f"{name} must be {what or 'in'} {bounds}, got values in {seen}")
 
 
@@ -377,6 +443,13 @@ def check_in_set(
 ) -> None:
     if tensor.numel() == 0 or not should_check_values(tensor, check_values):
         return
+    seen_low, seen_high = extremes(tensor)
+    if len(allowed) == 2 and seen_low in allowed and seen_high in allowed:
+        # both extremes allowed: only values strictly between them can be wrong
+        a, b = sorted(allowed)
+        inside = (tensor > a) & (tensor < b)
+        if not bool(inside.any()):
+            return
     ok = torch.zeros_like(tensor, dtype=torch.bool)
     for value in allowed:
         ok |= tensor == value
@@ -408,6 +481,9 @@ def check_signs(
                 loss,
                 f"{name} mixes 0 and -1; use either {{-1, 1}} or {{0, 1}} targets",
             )
+    seen = cached_extremes(tensor) if tensor.numel() else None
+    if seen is not None and seen[0] == -1:
+        return tensor  # the value check saw a -1, so there is no 0: signs already
     # where no -1 is present (binary form) map 0 -> -1; signs pass through unchanged
     return torch.where(tensor == 0, -torch.ones_like(tensor), tensor)
 
@@ -423,14 +499,23 @@ def check_class_indices(
     check_integer(loss, name, target)
     if target.numel() == 0 or not should_check_values(target, check_values):
         return
-    valid = target if ignore_index is None else target[target != ignore_index]
-    if valid.numel() and (bool((valid < 0).any()) or bool((valid >= num_classes).any())):
-        extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
-        raise fail(
-            loss,
-            f"{name} must hold class indices in [0, {num_classes}){extra}, got values in "
-            f"[{int(valid.min())}, {int(valid.max())}]",
-        )
+    low, high = extremes(target)
+    if low >= 0 and high < num_classes:
+        return  # one pass when every value is a class (no void label in the batch)
+    if ignore_index is not None and ignore_index in (low, high):
+        # void pixels at an extreme: read them as class 0 (valid), so the extremes of
+        # the rest show any value out of range; one more pass, no copy
+        kept = torch.where(target == ignore_index, torch.zeros_like(target), target)
+        low, high = extremes(kept)
+        if low >= 0 and high < num_classes:
+            return
+        low, high = extremes(target[target != ignore_index])  # for the message only
+    extra = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+    raise fail(
+        loss,
+        f"{name} must hold class indices in [0, {num_classes}){extra}, got values in "
+        f"[{int(low)}, {int(high)}]",
+    )
 
 
 def graph_zero(*tensors: Tensor) -> Tensor:
@@ -457,6 +542,19 @@ def reduce(loss: Tensor, reduction: str) -> Tensor:
     if loss.numel() == 0:
         return loss.sum()  # 0, and still part of the graph
     return loss.mean()
+
+
+def torch_reduced(compute: Callable[[str], Tensor], reduction: str, numel: int) -> Tensor:
+    """``compute(reduction)``: torch's fused reduction wherever it agrees with :func:`reduce`.
+
+    ``compute(r)`` returns the loss with torch's ``reduction=r``. The fused "mean" and
+    "sum" skip the elementwise loss tensor and its separate reduction (forward and
+    backward); an empty input still goes through :func:`reduce`, which returns a
+    graph-connected 0 where torch's mean is NaN.
+    """
+    if reduction == "none" or numel == 0:
+        return reduce(compute("none"), reduction)
+    return compute(reduction)
 
 
 def weighted_mean(loss: Tensor, weight: Tensor) -> Tensor:

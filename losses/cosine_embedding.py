@@ -16,7 +16,7 @@ from losses.checks import (
     check_signs,
     check_tensor,
     fail,
-    reduce,
+    torch_reduced,
 )
 from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
@@ -84,8 +84,11 @@ def cosine_embedding_loss(
     with no_autocast(input1.device):
         x1, x2 = input1.to(dtype), input2.to(dtype)
         y = check_signs(NAME, "target", target, check_values).to(dtype)
-        loss = F.cosine_embedding_loss(x1, x2, y, margin=margin, reduction="none")
-    return reduce(loss, reduction)
+        return torch_reduced(
+            lambda r: F.cosine_embedding_loss(x1, x2, y, margin=margin, reduction=r),
+            reduction,
+            x1.shape[0],
+        )
 
 
 class CosineEmbeddingLoss(FunctionalLoss):
@@ -101,7 +104,7 @@ register(
         function=cosine_embedding_loss,
         aliases=("cosine_embedding_loss",),
         problem_types=("metric_learning",),
-        option_rules={"margin": Real(finite=True)},
+        option_rules={"margin": Real(low=-1.0, high=1.0)},
         geometry="cosine",
         input_kind="embeddings",
         target_kind="signs",

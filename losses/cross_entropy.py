@@ -11,7 +11,7 @@ from losses._classification import (
     check_dense_class_layout,
     check_index_target,
     check_probabilities,
-    reduce_class_indices,
+    class_index_loss,
     to_dtype,
 )
 from losses.base import FunctionalLoss
@@ -131,15 +131,20 @@ def cross_entropy_loss(
             )
             return reduce(loss, reduction)
         indices = target.long()
-        loss = F.cross_entropy(
-            x,
+        return class_index_loss(
+            lambda r: F.cross_entropy(
+                x,
+                indices,
+                weight=w,
+                ignore_index=ignore_index,
+                label_smoothing=label_smoothing,
+                reduction=r,
+            ),
             indices,
-            weight=w,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            reduction="none",
+            w,
+            ignore_index,
+            reduction,
         )
-        return reduce_class_indices(loss, indices, w, ignore_index, reduction)
 
 
 class CrossEntropyLoss(FunctionalLoss):

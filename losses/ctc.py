@@ -13,7 +13,7 @@ from losses.checks import (
     Integer,
     Real,
     check_bool_option,
-    check_finite,
+    check_finite_in,
     check_float,
     check_integer,
     check_range,
@@ -249,8 +249,7 @@ def ctc_loss(
             f"padded targets must have shape (N, S) with N = {n}, got {tuple(targets.shape)}",
         )
 
-    check_finite(NAME, "log_probs", log_probs, check_values)
-    check_range(
+    check_finite_in(
         NAME, "log_probs", log_probs, float("-inf"), 0.0, check_values, "log-probabilities in"
     )
     check_range(NAME, "input_lengths", input_lengths, 1, t_max, check_values)

@@ -49,13 +49,27 @@ losses.for_problem("segmentation")
   on accelerators they run only when switched on, for all losses with
   `losses.set_value_checks(True)` or for one loss with `check_values=True`
   (`check_values=False` turns them off everywhere). Shape and dtype checks always run.
+  Each value check reads a tensor once (a `sum` for finiteness, one `aminmax` for
+  finiteness and range together).
+- **Options are checked when a loss is built.** `losses.build("mse", reduction="average")`
+  raises at once: every option with a range or a finite set of values has a rule in
+  its spec (`losses.spec(name).option_rules`), so a bad config fails before any data is
+  read. `losses.spec(name).options` lists the options and their defaults,
+  `.extra_args` the positional arguments after `(input, target)` and `.geometry` the
+  distance a metric-learning loss trains (`"euclidean"` or `"cosine"`).
 - **Empty batches and all-ignored targets** give a scalar `0` that is still connected
   to the autograd graph (its gradient is zero), never NaN, under `"mean"` and `"sum"`.
+- **Void pixels and absent classes.** Every segmentation loss on class indices takes
+  `ignore_index` (255 for VOC-style masks): void pixels change neither the value nor
+  the gradient elsewhere, and get a zero gradient. What a class absent from the batch
+  contributes is each loss's own rule, stated under its pitfalls.
 - **Numerics.** Losses that take logits work in log space (`log_softmax`,
   `logsigmoid`, `softplus`) and stay finite, values and gradients, for logits of
-  magnitude up to 1e4 in float32 and under bfloat16 autocast. `focal`, `iou`, `dice`
-  (and the other overlap losses) and `bce` compute in float32 under float16/bfloat16
-  autocast; `bce` works under autocast, where torch's raises.
+  magnitude up to 1e4 in float32 and under bfloat16 autocast. The classification,
+  overlap, lovasz, metric-learning, box and CTC losses compute half-precision inputs in
+  float32 with autocast off, all through one helper
+  (`losses.precision.float32_compute`); `bce` works under autocast, where torch's
+  raises. The regression and margin losses follow the input dtype, as torch's do.
 - **Exactness.** Where a loss is named after a `torch.nn` loss, its values and
   gradients equal torch's with the same defaults; the tests compare them on random
   inputs for every reduction and option.

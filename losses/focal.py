@@ -175,7 +175,15 @@ def _binary(input, target, alpha, gamma, reduction, check_values, dtype) -> Tens
         x = to_dtype(input, dtype)
         t = to_dtype(target, dtype)
         loss = F.binary_cross_entropy_with_logits(x, t, reduction="none")
-        if gamma:
+        if gamma >= 1.0:
+            # (1 - p_t)^gamma from p = sigmoid(x), as torchvision does: for gamma >= 1 the
+            # power and its derivative are finite at 0, and where 1 - p_t rounds (p near
+            # 0 or 1) the loss term it multiplies is itself within rounding of 0
+            prob = torch.sigmoid(x)
+            p_t = prob * t + (1.0 - prob) * (1.0 - t)
+            loss = loss * (1.0 - p_t).pow(gamma)
+        elif gamma:
+            # 0 < gamma < 1: the power's slope is infinite at 0, so work in log space,
             # log(1 - p_t) = log(t * sigmoid(-x) + (1 - t) * sigmoid(x)), never via 1 - p_t
             log_one_minus_pt = torch.logaddexp(
                 torch.log(t) + F.logsigmoid(-x), torch.log1p(-t) + F.logsigmoid(x)
@@ -209,7 +217,13 @@ def _multiclass(
         index = safe_indices(target, ignored).unsqueeze(1)
         log_p_t = F.log_softmax(x, dim=1).gather(1, index).squeeze(1)
         loss = -log_p_t
-        if gamma:
+        if gamma >= 1.0:
+            # on the (N, d...) target probabilities only; for gamma >= 1 the power and
+            # its derivative are finite at 0, and where 1 - p_t rounds (p_t near 1) the
+            # -log p_t it multiplies is itself within rounding of 0
+            loss = loss * (1.0 - torch.exp(log_p_t)).pow(gamma)
+        elif gamma:
+            # 0 < gamma < 1 (infinite slope at 0): log space over the other classes,
             # log(1 - p_t) = logsumexp over the other classes - logsumexp over all classes
             is_target = torch.zeros_like(x, dtype=torch.bool).scatter_(1, index, True)
             others = torch.logsumexp(x.masked_fill(is_target, -math.inf), dim=1)

@@ -13,7 +13,7 @@ from losses.base import FunctionalLoss
 from losses.checks import (
     Real,
     check_bool_option,
-    check_finite,
+    check_finite_in,
     check_float,
     check_real_option,
     fail,
@@ -105,7 +105,7 @@ def gaussian_nll_loss(
         var = torch.full_like(input, float(var))
     check_float(NAME, "var", var)
     var = _align_var(input, var)
-    check_finite(NAME, "var", var, check_values)
+    check_finite_in(NAME, "var", var, -math.inf, None, check_values)  # one pass for both
     check_positive(NAME, "var", var, check_values)
     # clamp the values, keep the identity gradient (torch's clone + no_grad clamp_)
     var = var.clone()

@@ -5,9 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losses._margin import check_scores, check_sign_target
+from losses._margin import check_sign_target
 from losses.base import FunctionalLoss
-from losses.checks import Real, check_range, check_real_option, check_reduction, reduce
+from losses.checks import (
+    Real,
+    check_finite_in,
+    check_float,
+    check_real_option,
+    check_reduction,
+    reduce,
+)
 from losses.registry import LossSpec, register
 
 NAME = "hinge_embedding"
@@ -49,8 +56,8 @@ def hinge_embedding_loss(
     """
     check_reduction(NAME, reduction)
     margin = check_real_option(NAME, "margin", margin, finite=True)
-    check_scores(NAME, "input", input, check_values)
-    check_range(NAME, "input", input, 0.0, None, check_values, what="non-negative distances,")
+    check_float(NAME, "input", input)
+    check_finite_in(NAME, "input", input, 0.0, None, check_values, what="non-negative distances,")
     y = check_sign_target(NAME, "input", input, target, check_values)
     loss = torch.where(y == 1, input, torch.clamp_min(margin - input, 0.0))
     return reduce(loss, reduction)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._regression import check_pair
+from losses._regression import check_pair_layout, finite_result
 from losses.base import FunctionalLoss
-from losses.checks import Real, check_real_option, reduce
+from losses.checks import Real, check_real_option, torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "huber"
@@ -52,8 +52,11 @@ def huber_loss(
         tensor(2.0625)
     """
     delta = check_real_option(NAME, "delta", delta, low=0.0, low_open=True)
-    check_pair(NAME, input, target, reduction, check_values)
-    return reduce(F.huber_loss(input, target, reduction="none", delta=delta), reduction)
+    check_pair_layout(NAME, input, target, reduction)
+    value = torch_reduced(
+        lambda r: F.huber_loss(input, target, reduction=r, delta=delta), reduction, input.numel()
+    )
+    return finite_result(NAME, value, input, target, check_values)
 
 
 class HuberLoss(FunctionalLoss):

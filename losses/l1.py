@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
-from losses._regression import check_pair
+from losses._regression import check_pair_layout, finite_result
 from losses.base import FunctionalLoss
-from losses.checks import reduce
+from losses.checks import torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "l1"
@@ -43,8 +44,9 @@ def l1_loss(
         >>> l1_loss(torch.tensor([1.0, -2.0]), torch.tensor([0.0, 0.0]))
         tensor(3.)
     """
-    check_pair(NAME, input, target, reduction, check_values)
-    return reduce((input - target).abs(), reduction)
+    check_pair_layout(NAME, input, target, reduction)
+    value = torch_reduced(lambda r: F.l1_loss(input, target, reduction=r), reduction, input.numel())
+    return finite_result(NAME, value, input, target, check_values)
 
 
 class L1Loss(FunctionalLoss):

@@ -49,16 +49,15 @@ def lovasz_gradient(truth_sorted: Tensor) -> Tensor:
 def _lovasz_extension(errors: Tensor, truth: Tensor, valid: Tensor) -> Tensor:
     """Lovász extension of the Jaccard loss of ``errors`` (..., P), void pixels left out.
 
-    Void pixels (``valid`` False) are sorted after every real pixel and carry an error
-    of 0, so they change neither the value nor the weights of the real pixels, and their
-    own error, a constant, passes no gradient back.
+    Errors are >= 0 (absolute differences or hinge values), so void pixels, given the
+    key -1, sort after every real pixel; there they are clamped to 0 and so change
+    neither the value nor the weights of the real pixels, and pass no gradient back.
+    One sort returns the sorted errors (with their gradient) and the order.
     """
-    key = torch.where(valid, errors.detach(), torch.full_like(errors, -torch.inf))
-    order = torch.argsort(key, dim=-1, descending=True)
-    errors = torch.where(valid, errors, torch.zeros_like(errors))
-    errors_sorted = errors.gather(-1, order)
+    key = torch.where(valid, errors, torch.full_like(errors, -1.0))
+    errors_sorted, order = torch.sort(key, dim=-1, descending=True)
     weights = lovasz_gradient(truth.gather(-1, order))
-    return (errors_sorted * weights).sum(-1)
+    return (errors_sorted.clamp_min(0.0) * weights).sum(-1)
 
 
 def lovasz_loss(

@@ -11,7 +11,7 @@ from losses._classification import (
     check_dense_class_layout,
     check_index_target,
     check_log_probabilities,
-    reduce_class_indices,
+    class_index_loss,
     to_dtype,
 )
 from losses.base import FunctionalLoss
@@ -78,10 +78,14 @@ def nll_loss(
 
     with no_autocast(input.device):
         indices = target.long()
-        loss = F.nll_loss(
-            to_dtype(input, dtype), indices, weight=w, ignore_index=ignore_index, reduction="none"
+        x = to_dtype(input, dtype)
+        return class_index_loss(
+            lambda r: F.nll_loss(x, indices, weight=w, ignore_index=ignore_index, reduction=r),
+            indices,
+            w,
+            ignore_index,
+            reduction,
         )
-        return reduce_class_indices(loss, indices, w, ignore_index, reduction)
 
 
 class NLLLoss(FunctionalLoss):

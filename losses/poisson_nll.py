@@ -11,8 +11,8 @@ from losses.checks import (
     Real,
     check_bool_option,
     check_finite,
+    check_finite_in,
     check_float,
-    check_range,
     check_real_option,
     check_reduction,
     check_same_shape,
@@ -86,11 +86,11 @@ def poisson_nll_loss(
     check_float(NAME, "input", input)
     check_counts_dtype(NAME, "target", target)
     check_same_shape(NAME, "input", input, "target", target)
-    check_finite(NAME, "input", input, check_values)
-    check_finite(NAME, "target", target, check_values)
-    check_range(NAME, "target", target, 0.0, None, check_values, what="counts")
-    if not log_input:
-        check_range(NAME, "input", input, 0.0, None, check_values, what="rates")
+    if log_input:
+        check_finite(NAME, "input", input, check_values)
+    else:
+        check_finite_in(NAME, "input", input, 0.0, None, check_values, what="rates")
+    check_finite_in(NAME, "target", target, 0.0, None, check_values, what="counts")
     if not target.is_floating_point():
         target = target.to(input.dtype)
     loss = F.poisson_nll_loss(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._regression import check_pair
+from losses._regression import check_pair_layout, finite_result
 from losses.base import FunctionalLoss
-from losses.checks import Real, check_real_option, reduce
+from losses.checks import Real, check_real_option, torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "smooth_l1"
@@ -51,8 +51,11 @@ def smooth_l1_loss(
         tensor(1.3125)
     """
     beta = check_real_option(NAME, "beta", beta, low=0.0)
-    check_pair(NAME, input, target, reduction, check_values)
-    return reduce(F.smooth_l1_loss(input, target, reduction="none", beta=beta), reduction)
+    check_pair_layout(NAME, input, target, reduction)
+    value = torch_reduced(
+        lambda r: F.smooth_l1_loss(input, target, reduction=r, beta=beta), reduction, input.numel()
+    )
+    return finite_result(NAME, value, input, target, check_values)
 
 
 class SmoothL1Loss(FunctionalLoss):

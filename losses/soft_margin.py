@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from losses._margin import check_scores, check_sign_target
 from losses.base import FunctionalLoss
-from losses.checks import check_reduction, reduce
+from losses.checks import check_reduction, torch_reduced
 from losses.registry import LossSpec, register
 
 NAME = "soft_margin"
@@ -46,8 +47,15 @@ def soft_margin_loss(
     """
     check_reduction(NAME, reduction)
     check_scores(NAME, "input", input, check_values)
-    y = check_sign_target(NAME, "input", input, target, check_values, allow_binary=True)
-    return reduce(F.softplus(-y * input), reduction)
+    check_sign_target(NAME, "input", input, target, check_values, allow_binary=True)
+    # softplus(-y x) is the logistic loss of x against (y + 1) / 2: torch's fused and
+    # stable binary_cross_entropy_with_logits, with -1 read as 0 (a {0, 1} target as is)
+    positive = torch.where(target < 0, torch.zeros_like(target), target).to(input.dtype)
+    return torch_reduced(
+        lambda r: F.binary_cross_entropy_with_logits(input, positive, reduction=r),
+        reduction,
+        input.numel(),
+    )
 
 
 class SoftMarginLoss(FunctionalLoss):

@@ -20,6 +20,7 @@ from losses.checks import (
     check_reduction,
     check_tensor,
     reduce,
+    torch_reduced,
 )
 from losses.precision import compute_dtype, no_autocast
 from losses.registry import LossSpec, register
@@ -81,17 +82,21 @@ def softmax_cross_entropy_loss(
 
     dtype = compute_dtype(input, target)
     with no_autocast(input.device):
-        log_p = F.log_softmax(to_dtype(input, dtype), dim=1)
-        if indices:
-            picked = log_p.gather(1, target.long().unsqueeze(1)).squeeze(1)
-            loss = -(1.0 - label_smoothing) * picked
-            if label_smoothing:
-                loss = loss - (label_smoothing / num_classes) * log_p.sum(dim=1)
-        else:
+        x = to_dtype(input, dtype)
+        if not indices:
+            # torch's soft-target cross-entropy is -(t~ * log_softmax(x)).sum(1) with
+            # t~ = (1 - eps) t + eps / C, fused (its mean divides by N, as here)
             t = to_dtype(target, dtype)
-            if label_smoothing:
-                t = t * (1.0 - label_smoothing) + label_smoothing / num_classes
-            loss = -(t * log_p).sum(dim=1)
+            return torch_reduced(
+                lambda r: F.cross_entropy(x, t, label_smoothing=label_smoothing, reduction=r),
+                reduction,
+                x.shape[0],
+            )
+        log_p = F.log_softmax(x, dim=1)
+        picked = log_p.gather(1, target.long().unsqueeze(1)).squeeze(1)
+        loss = -(1.0 - label_smoothing) * picked
+        if label_smoothing:
+            loss = loss - (label_smoothing / num_classes) * log_p.sum(dim=1)
         return reduce(loss, reduction)
 
 

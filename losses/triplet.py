@@ -19,8 +19,15 @@ from losses.checks import (
     reduce,
     weighted_mean,
 )
-from losses.distances import pnorm_matrix
-from losses.miners import TRIPLET_STRATEGIES, mine_triplets
+from losses.distances import paired_pnorm, pnorm_matrix
+from losses.miners import (
+    TRIPLET_STRATEGIES,
+    MinedTriplets,
+    hardest_negative,
+    hardest_positive,
+    mine_triplets,
+    pair_masks,
+)
 from losses.precision import compute_dtype, no_autocast
 from losses.registry import Kinds, LossSpec, register
 
@@ -138,8 +145,11 @@ def triplet_loss(
         return empty.reshape(0) if reduction == "none" else empty
     with no_autocast(embeddings.device):
         x = embeddings.to(compute_dtype(embeddings))
-        dist = pnorm_matrix(x, p=p, eps=eps)
-        mined = mine_triplets(dist, labels, mining, margin=margin, swap=swap)
+        if mining == "hard":
+            mined = _batch_hard(x, labels, p=p, eps=eps, swap=swap)
+        else:
+            dist = pnorm_matrix(x, p=p, eps=eps)
+            mined = mine_triplets(dist, labels, mining, margin=margin, swap=swap)
         per_triplet = torch.clamp_min(mined.d_ap - mined.d_an + margin, 0.0)
         per_triplet = torch.where(mined.mask, per_triplet, torch.zeros_like(per_triplet))
         if reduction == "mean":
@@ -147,6 +157,28 @@ def triplet_loss(
         if reduction == "sum":
             return per_triplet.sum()
         return per_triplet if mining == "hard" else per_triplet.sum(dim=(1, 2))
+
+
+def _batch_hard(x: Tensor, labels: Tensor, *, p: float, eps: float, swap: bool) -> MinedTriplets:
+    """Batch-hard triplets: mined on the (N, N) distance matrix, measured exactly.
+
+    The matrix (``torch.cdist``, no ``(N, N, D)`` differences) only picks the hardest
+    positive and negative of each anchor, without gradient; the loss then recomputes
+    those two distances per anchor with :func:`paired_pnorm`, so values and gradients
+    are those of the explicit differences. Where two candidates lie within the matrix's
+    rounding of each other the pick may differ, and with it the value, by that rounding.
+    """
+    with torch.no_grad():
+        dist = pnorm_matrix(x, p=p, eps=eps)
+        positive, negative = pair_masks(labels)
+        _, p_index, has_positive = hardest_positive(dist, positive)
+        candidates = torch.minimum(dist, dist[p_index]) if swap else dist
+        _, n_index, has_negative = hardest_negative(candidates, negative)
+    d_ap = paired_pnorm(x, x[p_index], p=p, eps=eps)
+    d_an = paired_pnorm(x, x[n_index], p=p, eps=eps)
+    if swap:
+        d_an = torch.minimum(d_an, paired_pnorm(x[p_index], x[n_index], p=p, eps=eps))
+    return MinedTriplets(d_ap, d_an, has_positive & has_negative)
 
 
 class TripletLoss(FunctionalLoss):

@@ -185,3 +185,14 @@ def test_global_switch_round_trips():
         assert losses.value_checks_enabled()
     finally:
         losses.set_value_checks(False)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_runs_under_inference_mode(case: Case):
+    # validation and test steps run under torch.inference_mode(): inference tensors have
+    # no version counter, which the value checks must not rely on there
+    module = losses.build(case.name, **case.options)
+    args, kwargs = _make(case, 4, torch.float32)
+    with torch.inference_mode():
+        value = case.run(module, args, kwargs)
+    torch.testing.assert_close(value, case.run(module, args, kwargs))

@@ -140,6 +140,7 @@ def test_tversky_half_half_is_dice_only_without_smooth():
     assert "half that smooth" in losses.spec("dice").pitfalls
 
 
+@pytest.mark.slow  # importing segmentation_models_pytorch (timm) takes seconds
 def test_dice_equals_smp_dice_with_half_the_smooth():
     smp_losses = pytest.importorskip("segmentation_models_pytorch.losses")
     x, t = _every_class_present(4, seed=4)
