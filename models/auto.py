@@ -19,9 +19,17 @@ def auto_model(
     ``vector``: CompactCNN for grayscale images (MNIST-like data, count canvases),
     ResNet9 for colour. Both with their default widths; pick ``model=cnn`` or
     ``model=resnet`` to set options.
+
+    ``frames``: SpeechGRU (convolutional subsampling and a bidirectional GRU, the CPU
+    speech network) with its defaults, for ``input_shape=(features per frame,)``;
+    ``model=speech_gru`` or ``model=conformer`` to choose or set options.
     """
     if output_kind == "vector":
         if input_shape[0] == 1:
             return CompactCNN(input_shape, num_outputs)
         return ResNet9(input_shape, num_outputs)
+    if output_kind == "frames":
+        from models.speech import SpeechGRU  # torchaudio: imported only for speech
+
+        return SpeechGRU(input_shape, num_outputs)
     raise IncompatibleModel(f"model=auto has no network that outputs {DESCRIPTIONS[output_kind]}")
