@@ -71,7 +71,9 @@ def evaluate_on(
         enable_model_summary=False,
         default_root_dir=str(Path(ckpt_path).resolve().parent.parent),
     )
-    results = runner.test(parts.task, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)
+    results = runner.test(
+        parts.task, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False
+    )
     return {f"{split}/{k.split('/', 1)[1]}": float(v) for k, v in sorted(results[0].items())}
 
 

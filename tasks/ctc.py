@@ -232,7 +232,8 @@ class CTCTask(SupervisedTask):
 
     def metric_targets(self, batch: Batch) -> list[str]:
         targets, lengths = batch.targets.cpu(), batch.target_lengths.tolist()
-        return [self.vocabulary.decode(row[:n].tolist()) for row, n in zip(targets, lengths)]
+        rows = zip(targets, lengths, strict=True)
+        return [self.vocabulary.decode(row[:n].tolist()) for row, n in rows]
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"cer": CharErrorRate(), "wer": WordErrorRate()})
@@ -245,7 +246,7 @@ class CTCTask(SupervisedTask):
         self.log_dict(metrics, batch_size=len(batch), prog_bar=split == "val")
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
-        self._samples.extend(zip(references, hypotheses))
+        self._samples.extend(zip(references, hypotheses, strict=True))
 
     # evaluation batches are sorted by length: the pairs written each validation epoch are
     # spread evenly over the split, from the shortest utterances to the longest

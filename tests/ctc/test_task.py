@@ -85,12 +85,12 @@ def test_a_loss_of_another_problem_type_is_refused():
 
 
 def test_a_dataset_of_another_problem_type_is_refused():
-    with pytest.raises(ConfigError, match="needs ctc data.*synthetic_ctc"):
+    with pytest.raises(ConfigError, match=r"needs ctc data.*synthetic_ctc"):
         build_components(compose(["task=ctc", "data=synthetic"]))
 
 
 def test_bad_task_options_are_refused():
-    with pytest.raises(ValueError, match="task.decoder must be one of greedy, beam"):
+    with pytest.raises(ValueError, match=r"task\.decoder must be one of greedy, beam"):
         make_task(decoder="viterbi")
     with pytest.raises(ValueError, match="blank=2, but the vocabulary's blank is label 0"):
         make_task(loss={"name": "ctc", "options": {"blank": 2}})
@@ -185,9 +185,10 @@ def test_greedy_decoding_matches_a_frame_by_frame_reference():
     logits[:, ::3, 0] += 2.0  # blanks now and then, so repeats survive as separate labels
     lengths = torch.tensor([12, 7, 1, 9, 12])
     hypotheses = task.predictions((logits, lengths))
-    expected = [VOCABULARY.decode(reference_greedy(s, int(n))) for s, n in zip(logits, lengths)]
+    rows = zip(logits, lengths, strict=True)
+    expected = [VOCABULARY.decode(reference_greedy(s, int(n))) for s, n in rows]
     assert hypotheses == expected
-    assert any(len(h) > 1 and h[0] == h[1] for h in hypotheses) or len(set(hypotheses)) > 1
+    assert len(hypotheses[2]) <= 1 and max(map(len, hypotheses)) >= 3
 
 
 def test_beam_decoding_sums_alignments_where_greedy_takes_one():
@@ -214,7 +215,8 @@ def test_a_run_writes_vocabulary_samples_and_cer_wer(tmp_path):
     run = Path(record["run_dir"])
     assert set(record["test"]) >= {"test/cer", "test/wer", "test/loss"}
     metrics = json.loads((run / "metrics.json").read_text())
-    assert 0 <= metrics["test"]["test/cer"] and 0 <= metrics["test"]["test/wer"]
+    assert metrics["test"]["test/cer"] == pytest.approx(record["test"]["test/cer"])
+    assert metrics["test"]["test/wer"] >= 0
     dm = SyntheticCTCDataModule()
     assert CharVocabulary.load(run / "vocabulary.json") == dm.vocab
     epochs = sorted((run / "samples").glob("val_epoch*.txt"))
@@ -242,9 +244,7 @@ def load_script(name: str):
 
 
 def test_a_checkpoint_is_evaluated_on_another_dataset_and_on_its_training_split(tmp_path):
-    record = train(
-        compose([*QUICK, "callbacks=default", f"paths.root_dir={tmp_path}"])
-    )
+    record = train(compose([*QUICK, "callbacks=default", f"paths.root_dir={tmp_path}"]))
     ckpt = Path(record["run_dir"]) / "checkpoints" / "best.ckpt"
     script = load_script("eval_on_data")
     other = script.evaluate_on(ckpt, ["data=synthetic_ctc", "data.test_size=12", "data.seed=5"])
