@@ -61,8 +61,9 @@ def evaluate_on(
     if split != "test":  # the test loop, run on another split's utterances
         datamodule.setup("test")
         datamodule.datasets["test"] = datamodule.datasets[split]
-    if hasattr(parts.task, "test_samples_file"):
-        parts.task.test_samples_file = f"{split}_{info.name}.txt"
+    if hasattr(parts.task, "test_samples_file"):  # named after the data option given
+        chosen = [o.split("=", 1)[1] for o in data_overrides if o.startswith("data=")]
+        parts.task.test_samples_file = f"{split}_{(chosen or [info.name])[-1]}.txt"
     runner = L.Trainer(
         accelerator="cpu",
         devices=1,
