@@ -262,7 +262,10 @@ def test_a_checkpoint_is_evaluated_on_another_dataset_and_on_its_training_split(
 
 @pytest.mark.slow
 def test_the_task_learns_synthetic_ctc(tmp_path):
-    """Measured on the loaded 2-core machine, one thread: test CER ~0.0x after 10 epochs."""
+    """10 epochs of 25 steps: test CER 0.0035 in 44 s on one thread of the loaded machine.
+
+    With the default one-cycle schedule instead, the same 10 epochs end at CER 0.78: the
+    warm-up keeps the rate low while the network sits on CTC's all-blank plateau."""
     record = train(
         compose(
             [
@@ -272,6 +275,7 @@ def test_the_task_learns_synthetic_ctc(tmp_path):
                 "model.conv_channels=16",
                 "model.hidden_size=64",
                 "task.spec_augment.time_mask_param=5",
+                "scheduler=none",  # a constant rate leaves the all-blank plateau sooner
                 "trainer=cpu",
                 "trainer.max_epochs=10",
                 "trainer.num_sanity_val_steps=0",
@@ -280,5 +284,5 @@ def test_the_task_learns_synthetic_ctc(tmp_path):
             ]
         )
     )
-    assert record["test"]["test/cer"] < 0.2, record["test"]
-    assert record["test"]["test/wer"] < 0.8, record["test"]
+    assert record["test"]["test/cer"] < 0.1, record["test"]
+    assert record["test"]["test/wer"] < 0.3, record["test"]
