@@ -21,6 +21,10 @@ def auto_model(
     ResNet9 for colour. ``map``: the compact U-Net (for VOC photos pick ``model=lraspp``
     or ``model=deeplabv3``). All with their default widths; pick ``model=cnn``,
     ``model=resnet`` or ``model=unet`` to set options.
+
+    ``frames``: SpeechGRU (convolutional subsampling and a bidirectional GRU, the CPU
+    speech network) with its defaults, for ``input_shape=(features per frame,)``;
+    ``model=speech_gru`` or ``model=conformer`` to choose or set options.
     """
     if output_kind == "vector":
         if input_shape[0] == 1:
@@ -28,4 +32,8 @@ def auto_model(
         return ResNet9(input_shape, num_outputs)
     if output_kind == "map":
         return UNet(input_shape, num_outputs)
+    if output_kind == "frames":
+        from models.speech import SpeechGRU  # torchaudio: imported only for speech
+
+        return SpeechGRU(input_shape, num_outputs)
     raise IncompatibleModel(f"model=auto has no network that outputs {DESCRIPTIONS[output_kind]}")
