@@ -51,11 +51,15 @@ class CostTimer(StepTimer):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.rss_before = max_rss_mib()
+        net = getattr(pl_module, "net", pl_module)
+        self.network = type(net).__name__
+        self.parameters = sum(p.numel() for p in net.parameters())
 
     def on_train_end(self, trainer, pl_module) -> None:
         super().on_train_end(trainer, pl_module)
         figures = json.loads(self.out.read_text())
-        figures.update(rss_before_mib=self.rss_before, rss_peak_mib=max_rss_mib())
+        figures.update(rss_before_mib=self.rss_before, rss_peak_mib=max_rss_mib(),
+                       model=self.network, parameters=self.parameters)
         self.out.write_text(json.dumps(figures))
 
 
@@ -89,8 +93,8 @@ def child(task: str, steps: int, warmup: int, out: Path) -> int:
                 }
             record = train(cfg)
             row.update(json.loads(timer.read_text()))
-            row.update(data=record["data"], model=record.get("model"), loss=record["loss"],
-                       device=record["device"], precision=record["precision"])
+            row.update(data=record["data"], loss=record["loss"], device=record["device"],
+                       precision=record["precision"])
         except DatasetUnavailableError as error:
             row["skipped"] = str(error).splitlines()[0][:300]
         except Exception as error:  # reported in the table; the other tasks still run
@@ -118,7 +122,8 @@ def run_task(task: str, args) -> dict:
 def table(rows: list[dict]) -> list[str]:
     """Markdown table of the rows; skipped and failed tasks as notes below it."""
     lines = [
-        "| task | data | model | loss | ms/step | peak RSS MiB | added by training MiB |",
+        "| task | data | network (parameters) | loss | ms/step | peak RSS MiB "
+        "| added by training MiB |",
         "|---|---|---|---|---:|---:|---:|",
     ]
     notes = []
@@ -128,7 +133,8 @@ def table(rows: list[dict]) -> list[str]:
             continue
         added = r["rss_peak_mib"] - r["rss_before_mib"]
         lines.append(
-            f"| {r['task']} | {r['data']} | {r['model']} | {r['loss']} | {r['step_ms']:.1f} "
+            f"| {r['task']} | {r['data']} | {r['model']} ({r['parameters'] / 1e3:.0f}k) "
+            f"| {r['loss']} | {r['step_ms']:.1f} "
             f"| {r['rss_peak_mib']:.0f} | {added:.0f} |"
         )
     return lines + (["", *notes] if notes else [])
