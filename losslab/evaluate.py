@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from losslab.build import build_components
 from losslab.config import ConfigError
 from losslab.safety import check_targets, load_checkpoint
-from losslab.train import CHECKPOINT_KEY
+from losslab.train import CHECKPOINT_KEY, set_matmul_precision
 
 SPLITS = ("test", "val")
 
@@ -47,11 +47,14 @@ def evaluate(
     The datamodule, task and network are rebuilt from the stored config through the
     same code as training, then Lightning restores the weights (and the task's buffers:
     target scaling, class weights). ``trainer`` replaces the stored trainer config
-    (loggers and callbacks are off); ``data_dir`` the stored data folder.
+    (loggers and callbacks are off); ``data_dir`` the stored data folder. The run's
+    ``float32_matmul_precision`` is applied, as training applied it.
     """
     if split not in SPLITS:
         raise ConfigError(f"split={split!r}; expected one of {', '.join(SPLITS)}")
     cfg = stored_config(ckpt_path)
+    # the run's TF32 choice: the same weights give other outputs under another precision
+    set_matmul_precision(cfg)
     if data_dir is not None:
         with open_dict(cfg):
             cfg.data.root = str(data_dir)

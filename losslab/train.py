@@ -26,6 +26,15 @@ summary_log.setLevel(logging.INFO)
 
 #: key of the losslab record in a Lightning checkpoint (read by losslab.evaluate)
 CHECKPOINT_KEY = "losslab"
+#: float32 matmul precision of a config without the key: configs/train.yaml's value
+DEFAULT_MATMUL_PRECISION = "high"
+
+
+def set_matmul_precision(cfg: DictConfig) -> str:
+    """Applies the run's ``float32_matmul_precision`` (training and its evaluation alike)."""
+    precision = cfg.get("float32_matmul_precision") or DEFAULT_MATMUL_PRECISION
+    torch.set_float32_matmul_precision(precision)
+    return precision
 
 
 class ConfigInCheckpoint(Callback):
@@ -46,7 +55,7 @@ def train(cfg: DictConfig) -> dict:
     """
     started = time.perf_counter()
     validate.check_config(cfg)  # types, ranges, run length: before anything is built
-    torch.set_float32_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
+    set_matmul_precision(cfg)
     L.seed_everything(cfg.seed, workers=True)
     parts = build_components(cfg)
     run_dir = runs.run_folder(cfg, parts.names)
