@@ -141,6 +141,10 @@ class InMemoryDataModule(lightning.LightningDataModule):
                 return f"integer class indices (got dtype {targets.dtype})", every
             bad = (targets < 0) | (targets >= count)
             expected = f"class indices in 0..{count - 1}"
+            void = getattr(self, "ignore_index", None)
+            if void is not None:  # label maps: the void label is a valid value
+                bad &= targets != void
+                expected += f" or {void} (void)"
         elif self.target_kind == "binary":
             bad = (targets != 0) & (targets != 1)
             expected = "0 or 1"

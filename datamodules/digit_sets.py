@@ -107,6 +107,12 @@ class LabelSetCanvasDataModule(MultilabelDataModule):
     input_channels = 1
     item_size: int
 
+    @property
+    def source_class_names(self) -> list[str]:
+        """The source's labels are the items' classes, which are the label sets' classes
+        (read by the load-time target check)."""
+        return self.class_names
+
     def __init__(
         self,
         *,
