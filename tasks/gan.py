@@ -221,6 +221,9 @@ class GANTask(TaskCore):
             self.kind, collapse_threshold, int(collapse_patience), max_critic_output
         )
         self.diverged: str | None = None
+        # the trainer's gradient_clip_val / _algorithm, taken over in configure_callbacks
+        self.clip_value: float | None = None
+        self.clip_algorithm = "norm"
         # progress, stored in checkpoints (on_save_checkpoint)
         self.d_steps = 0
         self.g_steps = 0
@@ -370,14 +373,25 @@ class GANTask(TaskCore):
             schedulers = [schedulers]
         return schedulers[0], schedulers[1]
 
+    def configure_callbacks(self):
+        # Lightning refuses Trainer(gradient_clip_val=...) under manual optimization (its
+        # check runs right after this hook): the task takes the value over and clips each
+        # step itself (_clip)
+        trainer = self.trainer
+        if trainer.gradient_clip_val is not None:
+            self.clip_value = float(trainer.gradient_clip_val)
+            algorithm = trainer.gradient_clip_algorithm or "norm"
+            self.clip_algorithm = str(getattr(algorithm, "value", algorithm))
+            trainer.gradient_clip_val = None
+        return []
+
     def _clip(self, optimizer) -> None:
-        """Clip as the trainer says: Lightning does not under manual optimization."""
-        value = self.trainer.gradient_clip_val
-        if value:
+        """Clip as the trainer was told to: Lightning does not under manual optimization."""
+        if self.clip_value:
             self.clip_gradients(
                 optimizer,
-                gradient_clip_val=value,
-                gradient_clip_algorithm=self.trainer.gradient_clip_algorithm,
+                gradient_clip_val=self.clip_value,
+                gradient_clip_algorithm=self.clip_algorithm,
             )
 
     def setup(self, stage: str | None = None) -> None:
@@ -401,6 +415,18 @@ class GANTask(TaskCore):
         if self.diverged:
             self.trainer.should_stop = True
             return
+        try:
+            self._train(batch)
+        except losses.LossInputError as error:
+            if "NaN or Inf" not in str(error):
+                raise
+            self._diverge(
+                f"a loss input became NaN or infinite after generator step {self.g_steps} "
+                f"({error}); lower the learning rate, clip gradients "
+                "(trainer.gradient_clip_val) or add a penalty (loss=gan+gradient_penalty)"
+            )
+
+    def _train(self, batch: Batch) -> None:
         opt_d, opt_g = self.optimizers()
         sched_d, sched_g = self._schedulers()
         real = batch.inputs
@@ -448,8 +474,10 @@ class GANTask(TaskCore):
             stop = self.trainer.strategy.reduce_boolean_decision(reason is not None, all=False)
             if stop and reason is None:
                 reason = f"another process found training diverged at generator step {self.g_steps}"
-        if reason is None:
-            return
+        if reason is not None:
+            self._diverge(reason)
+
+    def _diverge(self, reason: str) -> None:
         self.diverged = reason
         self.trainer.should_stop = True
         message = f"GAN training diverged, stopping the run: {reason}"

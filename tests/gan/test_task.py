@@ -32,7 +32,7 @@ KINDS = ("minimax", "non_saturating", "lsgan", "hinge", "wasserstein")
 RING = (
     "task=gan",
     "data=synthetic_gan",
-    "data.train_size=1024",
+    "data.train_size=1424",  # 1024 after the validation split
     "data.val_size=400",
     "data.test_size=400",
     "data.batch_size=128",
@@ -213,8 +213,10 @@ def test_gradient_clipping_applies_under_manual_optimization(ring):
 def test_both_schedules_step_under_manual_optimization(ring):
     _, lrs = _recorded(ring, "scheduler=cosine", "task.n_critic=2")
     assert lrs[0] == pytest.approx([0.0, 0.0], abs=1e-9)  # both ran their whole cosine
-    _, lrs = _recorded(ring, "scheduler=onecycle", "task.n_critic=2", "overwrite=true")
-    assert lrs[0] == pytest.approx([0.0, 0.0], abs=1e-6)  # one-cycle ends near 0, no overrun
+    longer = ("scheduler=onecycle", "task.n_critic=2", "trainer.max_epochs=3", "overwrite=true")
+    _, lrs = _recorded(ring, *longer)
+    # one-cycle ran to its end without stepping past it (OneCycleLR raises then)
+    assert max(lrs[0]) < 0.05 * 2e-4
 
 
 # -- divergence --------------------------------------------------------------------------
