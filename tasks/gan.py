@@ -523,7 +523,9 @@ class GANTask(TaskCore):
             inputs = inputs[: max(room, 0)]
         if len(inputs):
             quality.update(inputs, real=True)
-        if split == "val" and inputs.shape[1:] == (2,) and self.trainer.is_global_zero:
+        # 2-D data: real points for the scatter plots (a spawned test process has not
+        # seen the validation split, so any split serves)
+        if inputs.shape[1:] == (2,) and self.trainer.is_global_zero:
             kept = self._scatter_real
             if kept is None or len(kept) < 2000:
                 part = inputs[: 2000 - (0 if kept is None else len(kept))].detach().cpu()

@@ -300,7 +300,7 @@ def test_an_image_run_draws_sample_grids(tmp_path):
 
 @pytest.mark.slow
 def test_a_few_hundred_steps_cover_more_modes_than_the_untrained_generator(ring):
-    common = ("data.train_size=76800", "data.batch_size=256", "model.width=64", "model.depth=3")
+    common = ("data.train_size=77200", "data.batch_size=256", "model.width=64", "model.depth=3")
     untrained = train(ring(*common, "task.generator_steps=1"))["test"]
     trained = train(ring(*common, "optimizer.lr=1e-3", "overwrite=true"))["test"]
     assert trained["test/generator_steps"] == 300
