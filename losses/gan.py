@@ -2,16 +2,14 @@
 
 The registered loss ``gan`` works on critic logits, the raw outputs of the
 discriminator: :func:`discriminator_loss` takes them on real and generated samples,
-:func:`generator_loss` on generated samples only. :func:`gradient_penalty` (WGAN-GP) and
-:func:`r1_penalty` are plain helpers for regularising the discriminator; they are not
-registered losses.
+:func:`generator_loss` on generated samples only. The penalties that regularise the
+discriminator are registered losses of their own, in :mod:`losses.gradient_penalty`
+(WGAN-GP) and :mod:`losses.r1_penalty`, re-exported here; a task adds them to ``gan``
+as terms of a sum (``loss=gan+gradient_penalty``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -21,14 +19,23 @@ from losses.checks import (
     check_choice_option,
     check_finite,
     check_float,
-    check_real_option,
     check_reduction,
     check_same_shape,
     check_tensor,
-    fail,
     reduce,
 )
+from losses.gradient_penalty import gradient_penalty
+from losses.r1_penalty import r1_penalty
 from losses.registry import LossSpec, register
+
+__all__ = [
+    "GANLoss",
+    "discriminator_loss",
+    "gan_loss",
+    "generator_loss",
+    "gradient_penalty",
+    "r1_penalty",
+]
 
 NAME = "gan"
 KINDS = ("minimax", "non_saturating", "lsgan", "hinge", "wasserstein")
@@ -247,138 +254,6 @@ class GANLoss(FunctionalLoss):
     def generator_loss(self, fake_logits: Tensor) -> Tensor:
         """Generator loss with this module's options (:func:`generator_loss`)."""
         return generator_loss(fake_logits, **self.options)
-
-
-def gradient_penalty(
-    critic: Callable[[Tensor], Tensor],
-    real: Tensor,
-    fake: Tensor,
-    *,
-    interpolation: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    eps: float = 1e-12,
-    reduction: str = "mean",
-) -> Tensor:
-    r"""WGAN-GP gradient penalty at random interpolates of real and generated samples.
-
-    .. math::
-
-        \hat x = u\,x_{\text{real}} + (1 - u)\,x_{\text{fake}},\ u \sim U[0, 1]
-        \text{ per sample}, \qquad
-        \text{GP} = \mathbb{E}\left[\left(\sqrt{\lVert \nabla_{\hat x} D(\hat x)
-            \rVert_2^2 + \epsilon} - 1\right)^2\right]
-
-    The gradient is taken with ``create_graph=True``, so the penalty backpropagates into
-    the critic's parameters; ``real`` and ``fake`` are detached (the penalty trains only
-    the critic). Multiply by the usual weight (10 in the paper) yourself. The critic must
-    treat samples independently (no batch norm), as the paper requires.
-
-    Args:
-        critic: maps a batch ``(N, *)`` to scores ``(N,)`` or ``(N, 1)``.
-        real: real samples ``(N, *)``, floating point.
-        fake: generated samples, same shape.
-        interpolation: ``u`` per sample, shape ``(N,)``; drawn uniformly when ``None``.
-        generator: random generator for ``u``.
-        eps: added under the square root so the norm has a gradient at 0.
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per sample).
-
-    Reference:
-        Gulrajani et al., "Improved training of Wasserstein GANs" (NeurIPS 2017).
-
-    Example:
-        >>> critic = torch.nn.Linear(2, 1, bias=False)
-        >>> with torch.no_grad():
-        ...     critic.weight.copy_(torch.tensor([[3.0, 4.0]]))  # gradient norm 5
-        Parameter...
-        >>> gradient_penalty(critic, torch.randn(4, 2), torch.randn(4, 2))
-        tensor(16., grad_fn=<MeanBackward0>)
-    """
-    name = "gradient_penalty"
-    check_reduction(name, reduction)
-    check_real_option(name, "eps", eps, low=0.0, finite=True)
-    for label, x in (("real", real), ("fake", fake)):
-        check_tensor(name, label, x)
-        check_float(name, label, x)
-        check_finite(name, label, x, None)
-    check_same_shape(name, "real", real, "fake", fake)
-    if real.dim() < 1:
-        raise fail(name, f"real and fake must be batches (N, *), got shape {tuple(real.shape)}")
-    n = real.shape[0]
-    if interpolation is None:
-        interpolation = torch.rand(n, generator=generator, dtype=real.dtype, device=real.device)
-    check_float(name, "interpolation", interpolation)
-    if interpolation.shape != (n,):
-        raise fail(
-            name, f"interpolation must have shape (N,) = ({n},), got {tuple(interpolation.shape)}"
-        )
-    u = interpolation.to(real.dtype).reshape(n, *([1] * (real.dim() - 1)))
-    mixed = (u * real.detach() + (1 - u) * fake.detach()).requires_grad_(True)
-    scores = critic(mixed)
-    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
-    norm = (grad.reshape(n, -1).square().sum(1) + eps).sqrt()
-    return reduce((norm - 1).square(), reduction)
-
-
-def r1_penalty(
-    real_logits: Tensor,
-    real_inputs: Tensor,
-    *,
-    gamma: float = 1.0,
-    reduction: str = "mean",
-) -> Tensor:
-    r"""R1 regulariser: squared gradient norm of the discriminator on real data.
-
-    .. math::
-
-        R_1 = \frac{\gamma}{2}\,\mathbb{E}_{x \sim p_{\text{data}}}
-            \lVert \nabla_x D(x) \rVert_2^2
-
-    ``real_inputs`` must require grad *before* the discriminator is applied to it, and
-    ``real_logits`` must be that output; the gradient is taken with ``create_graph=True``
-    so the penalty trains the discriminator. ``gamma=1`` gives
-    :math:`\tfrac12\mathbb{E}\lVert\nabla D\rVert^2`; pass the paper's gamma (e.g. 10)
-    here or multiply the result.
-
-    Args:
-        real_logits: discriminator outputs on ``real_inputs``, ``(N,)`` or ``(N, 1)``.
-        real_inputs: the real batch ``(N, *)`` with ``requires_grad=True``.
-        gamma: weight (>= 0).
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per sample).
-
-    Reference:
-        Mescheder, Geiger & Nowozin, "Which training methods for GANs do actually
-        converge?" (ICML 2018).
-
-    Example:
-        >>> disc = torch.nn.Linear(2, 1, bias=False)
-        >>> with torch.no_grad():
-        ...     disc.weight.copy_(torch.tensor([[3.0, 4.0]]))
-        Parameter...
-        >>> x = torch.randn(5, 2).requires_grad_(True)
-        >>> r1_penalty(disc(x), x)  # 0.5 * 25
-        tensor(12.5000, grad_fn=<MulBackward0>)
-    """
-    name = "r1_penalty"
-    check_reduction(name, reduction)
-    gamma = check_real_option(name, "gamma", gamma, low=0.0, finite=True)
-    check_tensor(name, "real_logits", real_logits)
-    check_tensor(name, "real_inputs", real_inputs)
-    check_float(name, "real_inputs", real_inputs)
-    if not real_inputs.requires_grad or not real_logits.requires_grad:
-        raise fail(
-            name,
-            "real_inputs must require grad before the discriminator is applied "
-            "(x.requires_grad_(True); logits = D(x)), and real_logits must be D(x)",
-        )
-    if real_inputs.dim() < 1:
-        raise fail(name, f"real_inputs must be a batch (N, *), got {tuple(real_inputs.shape)}")
-    (grad,) = torch.autograd.grad(
-        real_logits.sum(), real_inputs, create_graph=True, allow_unused=True
-    )
-    if grad is None:
-        raise fail(name, "real_logits does not depend on real_inputs")
-    squared = grad.reshape(real_inputs.shape[0], -1).square().sum(1)
-    return 0.5 * gamma * reduce(squared, reduction)
 
 
 register(

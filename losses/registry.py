@@ -42,6 +42,7 @@ INPUT_KINDS = (
     "embeddings",  # feature vectors compared inside the loss
     "boxes",  # (x1, y1, x2, y2) boxes
     "critic_logits",  # discriminator outputs on real and generated samples
+    "critic",  # the discriminator itself, evaluated inside the loss (gradient penalty)
 )
 
 #: What the target argument must be.
@@ -56,6 +57,7 @@ TARGET_KINDS = (
     "label_sequences",  # padded or concatenated label sequences with lengths
     "class_labels",  # identity label per embedding (metric learning)
     "none",  # no target (GAN losses)
+    "samples",  # real samples, the discriminator's inputs (GAN penalties)
 )
 
 #: How a metric-learning loss compares embeddings; retrieval should rank the same way.

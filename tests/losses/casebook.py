@@ -39,6 +39,10 @@ class Case:
             other than the derivative of its value (CIoU holds its trade-off weight
             constant, as the paper does); gradcheck is skipped and the loss's own tests
             check the gradient against its reference instead.
+        checked_args: positional arguments the integer-input and NaN tests act on, where
+            they differ from ``grad_args`` (the gradient penalty detaches its samples by
+            design, so its differentiable argument is the critic's weight while its
+            checks guard the samples); default ``grad_args``.
         variant: short label for test ids.
     """
 
@@ -50,11 +54,17 @@ class Case:
     call: Callable[..., Tensor] | None = None
     float32_under_autocast: bool = False
     exact_gradient: bool = True
+    checked_args: tuple[int, ...] = ()
     variant: str = ""
 
     @property
     def id(self) -> str:
         return f"{self.name}-{self.variant}" if self.variant else self.name
+
+    @property
+    def input_args(self) -> tuple[int, ...]:
+        """The arguments the bad-input tests corrupt (``checked_args`` or ``grad_args``)."""
+        return self.checked_args or self.grad_args
 
     def run(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> Tensor:
         if self.call is not None:

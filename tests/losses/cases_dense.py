@@ -1,4 +1,5 @@
-"""Contract-test cases for CTC, box IoU, the dense-overlap losses, lovasz and the GAN losses."""
+"""Contract-test cases for CTC, box IoU, the dense-overlap losses, lovasz, the GAN losses and
+the discriminator penalties."""
 
 from __future__ import annotations
 
@@ -134,6 +135,39 @@ def _both_players(module, real, fake):
     return module.discriminator_loss(real, fake) + module.generator_loss(fake)
 
 
+# ------------------------------------------------------------ gan penalties
+#: the critic of the penalty cases: D(x) = sum_j tanh(x W)_j, smooth and non-linear in x,
+#: so its input gradient depends on x and on W
+
+
+def _tanh_critic(weight):
+    def critic(x):
+        return torch.tanh(x @ weight.to(x.dtype)).sum(1)
+
+    return critic
+
+
+def _penalty_samples(n, dtype, gen):
+    weight = randn(gen, 3, 4, dtype=dtype)
+    real, fake = randn(gen, n, 3, dtype=dtype), randn(gen, n, 3, dtype=dtype)
+    return (weight, real, fake), {"interpolation": rand(gen, n, dtype=dtype)}
+
+
+def _gradient_penalty_call(module, weight, real, fake, **kwargs):
+    return module(_tanh_critic(weight), real, fake, **kwargs)
+
+
+def _r1_inputs(n, dtype, gen):
+    return (randn(gen, n, 3, dtype=dtype), randn(gen, 3, 4, dtype=dtype)), {}
+
+
+def _r1_call(module, x, weight, **kwargs):
+    if x.is_floating_point() and not x.requires_grad:
+        x = x.detach().requires_grad_(True)  # the penalty differentiates D at x
+    logits = _tanh_critic(weight)(x if x.is_floating_point() else x.to(weight.dtype))
+    return module(logits, x, **kwargs)
+
+
 CASES = [
     Case("ctc", _ctc_padded, logits_arg=None, float32_under_autocast=True, variant="padded"),
     Case(
@@ -177,5 +211,35 @@ CASES = [
             variant=kind,
         )
         for kind in ("minimax", "non_saturating", "lsgan", "hinge", "wasserstein")
+    ],
+    Case(
+        "gradient_penalty",
+        _penalty_samples,
+        grad_args=(0,),  # the critic's weight: the samples are detached by design
+        checked_args=(1,),
+        logits_arg=None,
+        call=_gradient_penalty_call,
+    ),
+    Case(
+        "gradient_penalty",
+        _penalty_samples,
+        options={"reduction": "sum", "eps": 1e-6},
+        grad_args=(0,),
+        checked_args=(1,),
+        logits_arg=None,
+        call=_gradient_penalty_call,
+        variant="sum",
+    ),
+    *[
+        Case(
+            "r1_penalty",
+            _r1_inputs,
+            options=options,
+            grad_args=(0, 1),
+            logits_arg=None,
+            call=_r1_call,
+            variant=variant,
+        )
+        for variant, options in (("", {}), ("gamma10_sum", {"gamma": 10.0, "reduction": "sum"}))
     ],
 ]

@@ -147,7 +147,7 @@ def test_rejects_integer_input(case: Case):
     module = losses.build(case.name, **case.options)
     args, kwargs = _make(case, 4, torch.float32)
     args = list(args)
-    i = case.grad_args[0]
+    i = case.input_args[0]
     args[i] = args[i].round().long()
     with pytest.raises(LossInputError, match="floating-point"):
         case.run(module, tuple(args), kwargs)
@@ -158,7 +158,7 @@ def test_rejects_nan_input(case: Case):
     module = losses.build(case.name, **case.options)
     args, kwargs = _make(case, 4, torch.float32)
     args = list(args)
-    i = case.grad_args[0]
+    i = case.input_args[0]
     bad = args[i].clone()
     bad.view(-1)[0] = float("nan")
     args[i] = bad
