@@ -19,8 +19,9 @@ def auto_model(
 
     ``vector``: CompactCNN for grayscale images (MNIST-like data, count canvases),
     ResNet9 for colour. ``map``: the compact U-Net (for VOC photos pick ``model=lraspp``
-    or ``model=deeplabv3``). All with their default widths; pick ``model=cnn``,
-    ``model=resnet`` or ``model=unet`` to set options.
+    or ``model=deeplabv3``). ``boxes``: the compact FCOS detector (for VOC photos pick
+    ``model=fcos_resnet50`` or ``model=fcos_mobilenet``). All with their default widths;
+    pick ``model=cnn``, ``model=resnet``, ``model=unet`` or ``model=fcos`` to set options.
     """
     if output_kind == "vector":
         if input_shape[0] == 1:
@@ -28,4 +29,8 @@ def auto_model(
         return ResNet9(input_shape, num_outputs)
     if output_kind == "map":
         return UNet(input_shape, num_outputs)
+    if output_kind == "boxes":
+        from models.detection import FCOS  # torchvision's detection backbones load lazily
+
+        return FCOS(input_shape, num_outputs)
     raise IncompatibleModel(f"model=auto has no network that outputs {DESCRIPTIONS[output_kind]}")
