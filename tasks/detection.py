@@ -63,6 +63,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -163,6 +164,9 @@ class DetectionTask(SupervisedTask):
                 f"{max_input_side}: resize the images (VOC: data.max_size) or raise "
                 f"task.max_input_side if the device has the memory"
             )
+        # faster_coco_eval logs its 12-line COCO summary at INFO level on every compute;
+        # the task logs the figures itself
+        logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
         self.centerness_weight = float(centerness_weight)
         self.map_backend = map_backend
         self.picture_score = picture_score
