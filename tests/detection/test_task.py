@@ -349,3 +349,41 @@ def _split_map50(parts, loader) -> float:
             outputs = task(batch.inputs)
             metric.update(task.predictions(outputs, batch), task.metric_targets(batch))
     return float(metric.compute()["map_50"])
+
+
+@pytest.mark.slow
+def test_the_task_trains_on_voc_photos_with_difficult_and_empty_images(tmp_path):
+    """VOC's on-disk layout: photos of varying size, a difficult object, an empty image."""
+    from tests.detection.test_voc_detection import write_protocol
+
+    write_protocol(tmp_path / "data")
+    cfg = compose(
+        [
+            "task=detection",
+            "data=voc_detection",
+            "data.num_workers=0",
+            "data.max_size=96",
+            "data.batch_size=4",
+            "model=fcos",
+            "model.width=4",
+            "model.fpn_channels=16",
+            "model.head_convs=1",
+            "model.norm_groups=4",
+            "trainer=cpu",
+            "trainer.max_epochs=1",
+            "trainer.num_sanity_val_steps=0",
+            "task.picture_count=4",
+            "logger=none",
+            f"paths.root_dir={tmp_path}",
+            f"paths.data_dir={tmp_path / 'data'}",
+        ]
+    )
+    record = train(cfg)
+    assert np.isfinite(record["test"]["test/loss"])
+    run = tmp_path / record["run_dir"]
+    report = json.loads((run / PER_CLASS_FILE).read_text())
+    assert len(report["ap"]) == 20 and report["dataset"] == "voc_detection"
+    with Image.open(run / "pictures" / "val_epoch000.png") as picture:
+        width, height = picture.size
+    # 4 rows of input | truth | prediction, enlarged from 96 px to 288
+    assert (width, height) == (3 * 288 + 4, 4 * 288 + 3 * 2)
