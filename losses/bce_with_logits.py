@@ -107,7 +107,7 @@ register(
         module=BCEWithLogitsLoss,
         function=bce_with_logits_loss,
         aliases=("bce_logits", "binary_cross_entropy_with_logits", "sigmoid_cross_entropy"),
-        problem_types=("classification", "multilabel", "ranking", "segmentation"),
+        problem_types=("classification", "multilabel", "ranking", "detection", "segmentation"),
         input_kind="logits",
         target_kind="binary",
         summary=(
@@ -118,7 +118,9 @@ register(
         reference="torch.nn.BCEWithLogitsLoss",
         when_to_use=(
             "Binary classification, multi-label classification (one logit per label) and "
-            "binary segmentation masks; pos_weight > 1 raises recall on rare positives."
+            "binary segmentation masks; pos_weight > 1 raises recall on rare positives; the "
+            "per-class sigmoid classification of one-stage detectors (FCOS, RetinaNet "
+            "without the focal term)."
         ),
         pitfalls=(
             "Takes logits, not probabilities (no sigmoid in the model). Target must have "

@@ -19,8 +19,9 @@ def auto_model(
 
     ``vector``: CompactCNN for grayscale images (MNIST-like data, count canvases),
     ResNet9 for colour. ``map``: the compact U-Net (for VOC photos pick ``model=lraspp``
-    or ``model=deeplabv3``). All with their default widths; pick ``model=cnn``,
-    ``model=resnet`` or ``model=unet`` to set options.
+    or ``model=deeplabv3``). ``boxes``: the compact FCOS detector (for VOC photos pick
+    ``model=fcos_resnet50`` or ``model=fcos_mobilenet``). All with their default widths;
+    pick ``model=cnn``, ``model=resnet``, ``model=unet`` or ``model=fcos`` to set options.
 
     ``frames``: SpeechGRU (convolutional subsampling and a bidirectional GRU, the CPU
     speech network) with its defaults, for ``input_shape=(features per frame,)``;
@@ -36,4 +37,8 @@ def auto_model(
         from models.speech import SpeechGRU  # torchaudio: imported only for speech
 
         return SpeechGRU(input_shape, num_outputs)
+    if output_kind == "boxes":
+        from models.detection import FCOS  # torchvision's detection backbones load lazily
+
+        return FCOS(input_shape, num_outputs)
     raise IncompatibleModel(f"model=auto has no network that outputs {DESCRIPTIONS[output_kind]}")
