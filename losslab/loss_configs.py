@@ -4,7 +4,9 @@ Each file holds the loss's canonical ``name`` and every option with its default 
 keyword-only parameters of the loss function), so ``loss.options.gamma=1`` works
 without a ``+`` and a misspelt option fails at composition. A loss with modes (focal,
 dice) gets ``mode: null``: the task picks the mode that fits the dataset (not where
-``None`` is a mode itself, as triplet's ``mining``). Regenerate
+``None`` is a mode itself, as triplet's ``mining``). An alias that presets options
+(``giou`` for ``iou`` with ``kind: giou``) gets a file of its own with those values, so
+``loss=giou`` and ``loss=focal+giou`` compose like any loss. Regenerate
 with ``python scripts/generate_loss_configs.py``; a test fails when a file is missing,
 stale or left over.
 """
@@ -37,10 +39,11 @@ def _config_value(value: object) -> object:
 def render(name: str) -> str:
     """The text of ``configs/loss/<name>.yaml``."""
     spec = losses.spec(name)
+    presets = losses.preset_options(name)
     options = {}
     for key, default in spec.options.items():
         try:
-            options[key] = _config_value(default)
+            options[key] = _config_value(presets.get(key, default))
         except TypeError:
             continue  # an option with an object default is set from code, not config
     if leaves_mode_to_task(spec):
@@ -52,20 +55,27 @@ def render(name: str) -> str:
             kinds += f" ({key}: null lets the task choose)"
     else:
         kinds = f"input {spec.input_kind}, target {spec.target_kind}"
-    lines = [
-        HEADER,
+    lines = [HEADER]
+    if presets:
+        preset = ", ".join(f"{k}={v}" for k, v in presets.items())
+        lines.append(f"# {name}: the {spec.name} loss with {preset}")
+    lines += [
         f"# {spec.summary}",
         f"# problem types: {', '.join(spec.problem_types)}; {kinds}",
     ]
     if spec.all_aliases:
         lines.append(f"# aliases: {', '.join(spec.all_aliases)}")
-    body = OmegaConf.to_yaml(OmegaConf.create({"name": spec.name, "options": options}))
+    body = OmegaConf.to_yaml(
+        OmegaConf.create({"name": name if presets else spec.name, "options": options})
+    )
     return "\n".join(lines) + "\n" + body
 
 
 def expected() -> dict[str, str]:
-    """File name -> text, for every registered loss."""
-    return {f"{name}.yaml": render(name) for name in losses.available()}
+    """File name -> text, for every registered loss and every alias that presets options."""
+    names = list(losses.available())
+    names += [alias for name in losses.available() for alias in losses.spec(name).preset_aliases]
+    return {f"{name}.yaml": render(name) for name in names}
 
 
 def differences(directory: Path = LOSS_CONFIG_DIR) -> dict[str, list[str]]:
