@@ -64,7 +64,8 @@ def build_components(cfg: DictConfig) -> Components:
     names = {
         "task": _choice("task", task_cls.problem_type),
         "data": _choice("data", info.name),
-        "loss": task.loss_name,
+        # the config chosen (giou, a preset alias of iou, gets a folder of its own)
+        "loss": _choice("loss", task.loss_name),
     }
     return Components(datamodule, task, names)
 

@@ -153,3 +153,11 @@ def test_a_sum_of_losses_names_its_folder_and_sweeps_apart(make_config, tmp_path
     relative = {str(f.relative_to(tmp_path / "runs")) for f in folders}
     assert "classification/fashion_mnist/focal+cross_entropy/seed0" in relative
     assert len(relative) == 3
+
+
+def test_a_preset_alias_gets_a_folder_of_its_own(make_config, tmp_path):
+    names = []
+    for loss in ("iou", "giou"):
+        cfg = make_config("task=detection", "data=synthetic_detection", f"loss=focal+{loss}")
+        names.append(build_components(cfg).names["loss"])
+    assert names == ["focal+iou", "focal+giou"]
