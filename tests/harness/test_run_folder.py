@@ -158,6 +158,8 @@ def test_a_sum_of_losses_names_its_folder_and_sweeps_apart(make_config, tmp_path
 def test_a_preset_alias_gets_a_folder_of_its_own(make_config, tmp_path):
     names = []
     for loss in ("iou", "giou"):
-        cfg = make_config("task=detection", "data=synthetic_detection", f"loss=focal+{loss}")
+        cfg = make_config(
+            "task=detection", "data=synthetic_detection", f"loss=focal+{loss}", fast=False
+        )
         names.append(build_components(cfg).names["loss"])
     assert names == ["focal+iou", "focal+giou"]

@@ -43,6 +43,9 @@ class Case:
             they differ from ``grad_args`` (the gradient penalty detaches its samples by
             design, so its differentiable argument is the critic's weight while its
             checks guard the samples); default ``grad_args``.
+        needs_autograd: the loss differentiates through its inputs itself (the GAN
+            gradient penalties take gradients of the critic), so it cannot run under
+            ``torch.inference_mode()``; tasks compute it in training steps only.
         variant: short label for test ids.
     """
 
@@ -55,6 +58,7 @@ class Case:
     float32_under_autocast: bool = False
     exact_gradient: bool = True
     checked_args: tuple[int, ...] = ()
+    needs_autograd: bool = False
     variant: str = ""
 
     @property

@@ -219,6 +219,7 @@ CASES = [
         checked_args=(1,),
         logits_arg=None,
         call=_gradient_penalty_call,
+        needs_autograd=True,
     ),
     Case(
         "gradient_penalty",
@@ -228,6 +229,7 @@ CASES = [
         checked_args=(1,),
         logits_arg=None,
         call=_gradient_penalty_call,
+        needs_autograd=True,
         variant="sum",
     ),
     *[
@@ -238,6 +240,7 @@ CASES = [
             grad_args=(0, 1),
             logits_arg=None,
             call=_r1_call,
+            needs_autograd=True,
             variant=variant,
         )
         for variant, options in (("", {}), ("gamma10_sum", {"gamma": 10.0, "reduction": "sum"}))

@@ -191,6 +191,8 @@ def test_global_switch_round_trips():
 def test_runs_under_inference_mode(case: Case):
     # validation and test steps run under torch.inference_mode(): inference tensors have
     # no version counter, which the value checks must not rely on there
+    if case.needs_autograd:
+        pytest.skip("the loss differentiates through its inputs: training steps only")
     module = losses.build(case.name, **case.options)
     args, kwargs = _make(case, 4, torch.float32)
     with torch.inference_mode():
