@@ -204,12 +204,19 @@ class InMemoryDataModule(lightning.LightningDataModule):
         device = self.trainer.strategy.root_device if self.on_device else None
         return self.trainer.global_rank, self.trainer.world_size, device
 
+    #: the loader class over a split's tensors (detection's yields ragged box items)
+    loader_class: type[TensorLoader] = TensorLoader
+
+    def loader_options(self, split: str) -> dict:
+        """Extra keyword arguments of :attr:`loader_class` for ``split``."""
+        return {"target_transform": self.target_transform}
+
     def _loader(
         self, split: str, batch_size: int, shuffle: bool = False, drop_last: bool = False
     ) -> TensorLoader:
         rank, world_size, device = self._placement()
         x, y = self.splits[split]
-        return TensorLoader(
+        return self.loader_class(
             x,
             y,
             batch_size,
@@ -219,8 +226,8 @@ class InMemoryDataModule(lightning.LightningDataModule):
             rank=rank,
             world_size=world_size,
             transform=self.standardize,
-            target_transform=self.target_transform,
             device=device,
+            **self.loader_options(split),
         )
 
     def __str__(self) -> str:

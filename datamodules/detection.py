@@ -269,24 +269,10 @@ class InMemoryDetectionDataModule(InMemoryDataModule):
         super().__init__(**common)
         self.hflip = hflip
 
-    def _loader(
-        self, split: str, batch_size: int, shuffle: bool = False, drop_last: bool = False
-    ) -> DetectionTensorLoader:
-        rank, world_size, device = self._placement()
-        x, y = self.splits[split]
-        return DetectionTensorLoader(
-            x,
-            y,
-            batch_size,
-            hflip=self.hflip if split == "train" else 0.0,
-            shuffle=shuffle,
-            seed=self.seed,
-            drop_last=drop_last,
-            rank=rank,
-            world_size=world_size,
-            transform=self.standardize,
-            device=device,
-        )
+    loader_class = DetectionTensorLoader
+
+    def loader_options(self, split: str) -> dict:
+        return {"hflip": self.hflip if split == "train" else 0.0}
 
 
 def validate_targets(targets: BoxTargets, height: int, width: int, what: str) -> None:
