@@ -71,7 +71,9 @@ class BeamSearchDecoder:
     ):
         try:
             from torchaudio.models.decoder import ctc_decoder
-        except ImportError as err:  # torchaudio imports flashlight-text lazily, here
+        # torchaudio imports flashlight-text lazily, here, and says it is missing with a
+        # RuntimeError (torchaudio 2.11) or an ImportError
+        except (ImportError, RuntimeError) as err:
             raise ImportError(
                 "beam-search decoding needs the flashlight-text package: pip install "
                 "flashlight-text (or pip install -e '.[beam]'); greedy decoding needs nothing"
