@@ -16,6 +16,13 @@ from datamodules.variants import split_indices
 Split = tuple[torch.Tensor, torch.Tensor]
 
 
+def standardize_from_state(stored: dict) -> Standardize:
+    """The :class:`Standardize` of :meth:`InMemoryDataModule.state_dict`, exactly as fitted."""
+    restored = object.__new__(Standardize)
+    restored.offset, restored.scale = stored["offset"].float(), stored["scale"].float()
+    return restored
+
+
 class InMemoryDataModule(lightning.LightningDataModule):
     """Loads train, val and test once into tensors and serves them through :class:`TensorLoader`.
 
@@ -102,6 +109,32 @@ class InMemoryDataModule(lightning.LightningDataModule):
         splits["train"] = self.rebalance_train(splits["train"])
         self.standardize = Standardize.fit(splits["train"][0])
         self.splits = splits
+
+    # -- the standardisation in checkpoints ----------------------------------------------
+
+    #: key of the standardisation in :meth:`state_dict` (Lightning stores the dict in every
+    #: checkpoint under the datamodule's class name, and restores it on load)
+    STANDARDIZE_KEY = "standardize"
+
+    def state_dict(self) -> dict:
+        """The training split's per-channel standardisation, so a checkpoint alone can
+        standardise new inputs (scripts/predict.py) without reading the training data.
+
+        ``offset`` and ``scale`` are the tensors :class:`Standardize` applies (restored
+        bit for bit), ``mean`` and ``std`` the same in units of x / 255, for reading.
+        Plain tensors in a dict: a weights-only load reads them. Empty before ``setup``
+        and for data served unstandardised (2-D GAN points).
+        """
+        if self.standardize is None:
+            return {}
+        s = self.standardize
+        stored = {"offset": s.offset, "scale": s.scale, "mean": s.mean, "std": s.std}
+        return {self.STANDARDIZE_KEY: {k: v.detach().cpu().clone() for k, v in stored.items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        stored = state_dict.get(self.STANDARDIZE_KEY)
+        if stored is not None:
+            self.standardize = standardize_from_state(stored)
 
     # -- target checks -----------------------------------------------------------------
 

@@ -16,15 +16,17 @@ from losslab.train import CHECKPOINT_KEY, set_matmul_precision
 SPLITS = ("test", "val")
 
 
-def stored_config(ckpt_path: str | Path) -> DictConfig:
+def stored_config(ckpt_path: str | Path, checkpoint: dict | None = None) -> DictConfig:
     """The resolved config of the run that wrote the checkpoint, its targets checked.
 
-    Raises :class:`ConfigError` for a file that is not a checkpoint, one holding
-    objects that could run code, and a config naming a ``_target_`` outside
-    :mod:`losslab.safety`'s allow-list.
+    ``checkpoint``: the file's contents when the caller loaded it already (through
+    :func:`~losslab.safety.load_checkpoint`). Raises :class:`ConfigError` for a file
+    that is not a checkpoint, one holding objects that could run code, and a config
+    naming a ``_target_`` outside :mod:`losslab.safety`'s allow-list.
     """
     path = Path(ckpt_path)
-    checkpoint = load_checkpoint(path)  # weights-only: the file cannot run code
+    if checkpoint is None:
+        checkpoint = load_checkpoint(path)  # weights-only: the file cannot run code
     record = checkpoint.get(CHECKPOINT_KEY)
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise ConfigError(
