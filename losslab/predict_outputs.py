@@ -39,6 +39,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from datamodules.batch import Batch
 from datamodules.prediction import InputBatch, PredictionInputError
 from datamodules.segmentation import distinct_palette
 from losslab.config import ConfigError
@@ -382,8 +383,11 @@ class DetectionWriter(Writer):
 
     def collect(self, read: InputBatch) -> None:
         inputs = read.batch.inputs
-        detections = self.task.predictions(self.task(inputs))
         in_height, in_width = inputs.shape[-2:]
+        # the same postprocessing as evaluation, boxes clipped to the network's input
+        sizes = [(in_height, in_width)] * len(inputs)
+        batch = Batch(inputs=inputs, items=[{"image_size": torch.tensor(s)} for s in sizes])
+        detections = self.task.predictions(self.task(inputs), batch)
         for path, found, size, picture in zip(
             read.paths, detections, read.original_sizes, read.pictures, strict=True
         ):
@@ -411,7 +415,7 @@ class DetectionWriter(Writer):
         from torchvision.utils import draw_bounding_boxes
 
         factor = max(1, -(-MIN_PICTURE_SIDE // max(1, min(picture.shape[:2]))))
-        image = torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(picture, copy=True)).permute(2, 0, 1)
         if factor > 1:
             image = image.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
         if len(boxes) == 0:
@@ -502,19 +506,18 @@ class GANWriter(Writer):
         header = ["x", "y"] if flat.shape[1] == 2 else [f"x{i}" for i in range(flat.shape[1])]
         table = self.write_csv("samples.csv", header, [[_figure(v) for v in r] for r in flat.tolist()])
         files = [table]
-        if flat.shape[1] == 2:
-            mixture = getattr(self.predictor.datamodule, "mixture", None)
-            centres = getattr(mixture, "centres", None)
-            span = float(flat.abs().max()) if len(flat) else 1.0
-            if centres is not None:
-                span = max(span, float(centres.abs().max()))
+        mixture = getattr(self.predictor.datamodule, "mixture", None)
+        if flat.shape[1] == 2 and mixture is not None:
+            # the data's own points and modes beside the generated ones
+            real = mixture.sample(len(flat), np.random.default_rng(int(self.options["seed"])))[0]
+            span = max(float(flat.abs().max()), float(mixture.centres.abs().max()))
             files.append(
                 save_scatter(
-                    torch.zeros(0, 2),
+                    real,
                     flat,
                     self.folder.path("samples.png"),
-                    centres=centres,
-                    title=f"{len(flat)} generated samples",
+                    centres=mixture.centres,
+                    title=f"{len(flat)} generated samples (grey: the data's)",
                     limits=(-1.15 * span, 1.15 * span),
                 )
             )
