@@ -66,7 +66,7 @@ def pick_device(device: str) -> torch.device:
     """``auto``: the first GPU when one is present, else the CPU; else the device named."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not str(device).split(":")[0] in DEVICES:
+    if str(device).split(":")[0] not in DEVICES:
         raise ConfigError(f"device={device!r}; expected auto, cpu, cuda or cuda:<index>")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r} but torch sees no GPU here; use device=auto or cpu")

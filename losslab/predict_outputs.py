@@ -270,7 +270,9 @@ def read_queries(path: Path) -> dict[str, list[Path]]:
     queries: dict[str, list[Path]] = {}
     for row in rows:
         item = Path(row["item"])
-        queries.setdefault(row["query"], []).append(item if item.is_absolute() else path.parent / item)
+        queries.setdefault(row["query"], []).append(
+            item if item.is_absolute() else path.parent / item
+        )
     return queries
 
 
@@ -315,7 +317,9 @@ class MetricLearningWriter(Writer):
         values, indices = closeness.topk(k, dim=1)
         rows = []
         for i, path in enumerate(self.paths):
-            for rank, (v, j) in enumerate(zip(values[i].tolist(), indices[i].tolist(), strict=True), 1):
+            for rank, (v, j) in enumerate(
+                zip(values[i].tolist(), indices[i].tolist(), strict=True), 1
+            ):
                 shown = v if column == "cosine_similarity" else -v
                 rows.append([self.shown(path), rank, self.shown(self.paths[j]), _figure(shown)])
         return self.write_csv("neighbours.csv", ["path", "rank", "neighbour", column], rows)
@@ -340,7 +344,9 @@ class SegmentationWriter(Writer):
             mask = self.mask_image(label_map.numpy(), size)
             mask.save(self.folder.path(Path("masks") / self.picture_name(path)))
             overlay = self.overlay(picture, np.asarray(mask))
-            Image.fromarray(overlay).save(self.folder.path(Path("overlays") / self.picture_name(path)))
+            Image.fromarray(overlay).save(
+                self.folder.path(Path("overlays") / self.picture_name(path))
+            )
             self.count += 1
 
     def mask_image(self, label_map: np.ndarray, size: tuple[int, int]) -> Image.Image:
@@ -411,7 +417,9 @@ class DetectionWriter(Writer):
             drawn = self.draw(picture, boxes[keep], labels[keep], scores[keep])
             Image.fromarray(drawn).save(self.folder.path(Path("drawn") / self.picture_name(path)))
 
-    def draw(self, picture: np.ndarray, boxes: Tensor, labels: Tensor, scores: Tensor) -> np.ndarray:
+    def draw(
+        self, picture: np.ndarray, boxes: Tensor, labels: Tensor, scores: Tensor
+    ) -> np.ndarray:
         from torchvision.utils import draw_bounding_boxes
 
         factor = max(1, -(-MIN_PICTURE_SIDE // max(1, min(picture.shape[:2]))))
@@ -504,7 +512,9 @@ class GANWriter(Writer):
 
         flat = samples.reshape(len(samples), -1)
         header = ["x", "y"] if flat.shape[1] == 2 else [f"x{i}" for i in range(flat.shape[1])]
-        table = self.write_csv("samples.csv", header, [[_figure(v) for v in r] for r in flat.tolist()])
+        table = self.write_csv(
+            "samples.csv", header, [[_figure(v) for v in r] for r in flat.tolist()]
+        )
         files = [table]
         mixture = getattr(self.predictor.datamodule, "mixture", None)
         if flat.shape[1] == 2 and mixture is not None:
