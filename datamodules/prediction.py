@@ -7,10 +7,12 @@ with the datamodule, not with the task: :func:`reader_for` asks the datamodule f
 
 - :class:`ImageReader` for image datamodules (``input_shape`` ``(C, H, W)``: every
   :class:`~datamodules.base.InMemoryDataModule`, so folder datasets get it for free):
-  the file is converted to the datamodule's channels (``L`` or ``RGB``), resized to
-  ``(H, W)`` when its size differs (bilinear, antialiased), held as ``uint8`` like the
-  training splits and standardised with the datamodule's own ``standardize`` (the
-  training split's statistics, restored from the checkpoint);
+  the file is converted to the datamodule's channels (``L`` or ``RGB``; transparency
+  onto white, 16-bit greys to 8 bits), resized to ``(H, W)`` when its size differs
+  (bilinear; ``stretch``, or the ``crop`` / ``pad`` policy of a folder datamodule's
+  decoding ``spec.resize``), held as ``uint8`` like the training splits and
+  standardised with the datamodule's own ``standardize`` (the training split's
+  statistics, restored from the checkpoint);
 - :class:`AudioReader` for speech datamodules: read with ``soundfile``, mixed to mono,
   resampled to the datamodule's ``sample_rate``; the task's frontend makes the
   features from the waveform, as in training.
@@ -27,12 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from datamodules.audio import read_audio
 from datamodules.batch import Batch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: how an image of another size reaches the network's: scale each side (stretch), scale to
+#: cover and cut the centre (crop), scale to fit and centre on black (pad)
+RESIZE_POLICIES = ("stretch", "crop", "pad")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au", ".mp3")
 
 
@@ -53,6 +58,21 @@ class InputBatch:
     batch: Batch
     original_sizes: list[tuple[int, int] | None] = field(default_factory=list)
     pictures: list[np.ndarray | None] = field(default_factory=list)
+
+
+def plain_mode(image: Image.Image) -> Image.Image:
+    """An 8-bit grey or RGB(A-free) image: transparent pixels composited onto white,
+    16-bit greys scaled to 8 bits (v / 257), 32-bit integers and floats clipped to 0..255."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16"):
+            values = values / 257.0
+        return Image.fromarray(np.clip(values.round(), 0, 255).astype(np.uint8), "L")
+    return image
 
 
 class InputReader:
@@ -90,32 +110,37 @@ class ImageReader(InputReader):
     suffixes = IMAGE_SUFFIXES
     kind = "images"
 
-    def __init__(self, input_shape: Sequence[int], standardize=None):
+    def __init__(self, input_shape: Sequence[int], standardize=None, resize: str = "stretch"):
         if len(input_shape) != 3 or input_shape[0] not in (1, 3):
             raise PredictionInputError(
                 f"inputs of shape {tuple(input_shape)} are not 1- or 3-channel images; "
                 f"this datamodule needs a prediction_reader of its own"
             )
+        if resize not in RESIZE_POLICIES:
+            raise ValueError(f"resize={resize!r}; expected one of {', '.join(RESIZE_POLICIES)}")
         self.channels, self.height, self.width = (int(v) for v in input_shape)
         self.standardize = standardize
+        self.resize = resize
 
     def load(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """(network-sized uint8 (H, W, C), the picture as read, uint8 (h, w, 3))."""
         try:
             with Image.open(path) as image:
                 image.load()
-        except (UnidentifiedImageError, OSError, ValueError) as error:
+                image = plain_mode(image)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             raise PredictionInputError(f"cannot read {path} as an image: {error}") from error
-        mode = "L" if self.channels == 1 else "RGB"
-        if image.mode in ("I;16", "I", "F") and mode == "L":
-            # 16-bit greys: scale to 8 bits rather than clip
-            values = np.asarray(image, dtype=np.float64)
-            top = max(values.max(), 1.0)
-            image = Image.fromarray((values * 255.0 / top).round().astype(np.uint8))
-        picture = np.asarray(image.convert("RGB"))
-        converted = image.convert(mode)
-        if converted.size != (self.width, self.height):
-            converted = converted.resize((self.width, self.height), Image.Resampling.BILINEAR)
+        picture = np.array(image.convert("RGB"))
+        converted = image.convert("L" if self.channels == 1 else "RGB")
+        size = (self.width, self.height)
+        if converted.size != size:  # an image of the exact size is kept bit for bit
+            bilinear = Image.Resampling.BILINEAR
+            if self.resize == "stretch":
+                converted = converted.resize(size, bilinear)
+            elif self.resize == "crop":
+                converted = ImageOps.fit(converted, size, bilinear)
+            else:
+                converted = ImageOps.pad(converted, size, bilinear, color=0)
         pixels = np.asarray(converted, dtype=np.uint8)
         return pixels.reshape(self.height, self.width, self.channels), picture
 
@@ -181,4 +206,7 @@ def reader_for(datamodule: object) -> InputReader:
             f"{getattr(datamodule, 'name', type(datamodule).__name__)} serves inputs of shape "
             f"{shape}, not images or sound: no files can be read for it"
         )
-    return ImageReader(shape, getattr(datamodule, "standardize", None))
+    # a folder datamodule's decoding spec says how it resized its images; else stretch
+    spec = getattr(datamodule, "spec", None)
+    resize = getattr(spec, "resize", None) or getattr(datamodule, "resize", None) or "stretch"
+    return ImageReader(shape, getattr(datamodule, "standardize", None), resize=resize)
