@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -42,6 +43,28 @@ class TrainingDiverged(CompactHydraException, RuntimeError):
 
     The scripts print the message alone and exit with status 3.
     """
+
+
+#: the search-path entry of configs/train.yaml (loss sums, losslab/loss_terms.py)
+LOSS_SUM_SEARCHPATH = "losssum://losslab"
+
+
+def project_arguments(project_configs: str | Path, argv: Sequence[str], preset: str) -> list[str]:
+    """Command-line arguments for a project of its own (``scripts/new_project.py``) that runs
+    losslab's configs (``train.yaml``, ``predict.yaml``) as its primary config.
+
+    The project's config folder joins Hydra's search path after losslab's own entries, so
+    its options (``experiment=<preset>``, data configs of its own) compose like losslab's;
+    ``preset``, when given, is chosen as ``experiment=`` unless ``argv`` picks one.
+    """
+    args = list(argv)
+    keys = [a.split("=", 1)[0].lstrip("+~") for a in args if "=" in a]
+    if "hydra.searchpath" not in keys:
+        where = f"file://{Path(project_configs).resolve()}"
+        args.insert(0, f"hydra.searchpath=[{LOSS_SUM_SEARCHPATH},{where}]")
+    if preset and "experiment" not in keys:
+        args.append(f"experiment={preset}")
+    return args
 
 
 def group_options(group: str) -> list[str]:

@@ -26,8 +26,12 @@ from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
 from omegaconf import OmegaConf
 
-#: losslab's config tree (as losslab.config.CONFIG_DIR, which imports this module)
+#: losslab's config tree (as losslab.config.CONFIG_DIR, which imports this module): the
+#: checkout's configs/ folder, or in an installed wheel the copy shipped as package data
+#: (losslab/configs, a link to configs/ in the checkout; see pyproject.toml)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+if not CONFIG_DIR.is_dir():
+    CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 #: separates the parts of a sum in ``loss=a+b``
 SEPARATOR = "+"
 GROUP = "loss"
