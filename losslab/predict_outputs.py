@@ -42,7 +42,7 @@ from torch import Tensor
 from datamodules.batch import Batch
 from datamodules.prediction import InputBatch, PredictionInputError
 from datamodules.segmentation import distinct_palette
-from losslab.config import ConfigError
+from losslab.config import ConfigError, DataError
 
 if TYPE_CHECKING:
     from losslab.predict import Predictor
@@ -58,6 +58,7 @@ class OutputFolder:
 
     def __init__(self, root: Path, overwrite: bool = False):
         self.root, self.overwrite = Path(root), overwrite
+        self.written: set[Path] = set()
 
     def claim(self, names: Sequence[str]) -> None:
         """Raise :class:`ConfigError` if any of ``names`` (files or folders) exists already."""
@@ -73,9 +74,15 @@ class OutputFolder:
 
     def path(self, name: str | Path) -> Path:
         path = self.root / name
-        if path.exists() and not self.overwrite:  # a name two inputs share
+        if path in self.written:
+            raise DataError(
+                f"two inputs would both be written to {path} (the same name with another "
+                f"suffix); rename one of them"
+            )
+        if path.exists() and not self.overwrite:
             raise ConfigError(f"{path} exists already (pass overwrite=true to replace it)")
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.written.add(path)
         return path
 
 

@@ -146,3 +146,14 @@ def test_the_command_line(trained, tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert again.returncode == 2
     assert "Error: output folder" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_devices_are_checked(trained, tmp_path):
+    save_images(trained.datamodule.splits["test"][0][:1], tmp_path / "in")
+    with pytest.raises(ConfigError, match=r"device='tpu'; expected auto, cpu, cuda"):
+        predict(trained.ckpt, tmp_path / "in", tmp_path / "o1", device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"device='cuda' but torch sees no GPU"):
+            predict(trained.ckpt, tmp_path / "in", tmp_path / "o2", device="cuda")
+    summary = predict(trained.ckpt, tmp_path / "in", tmp_path / "o3", device="auto")
+    assert summary["device"] == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -42,3 +43,13 @@ def test_a_larger_file_gets_a_mask_of_its_own_size(trained, tmp_path):
     mask = png_indices(tmp_path / "out" / "masks" / "big.png")
     assert mask.shape == (48, 64)
     assert set(np.unique(mask)) <= set(range(trained.datamodule.num_classes))
+
+
+def test_two_inputs_of_one_name_are_refused(trained, tmp_path):
+    from losslab.config import DataError
+
+    images = trained.datamodule.splits["test"][0][:1]
+    save_images(images, tmp_path / "in", prefix="same")
+    Image.open(tmp_path / "in" / "same000.png").save(tmp_path / "in" / "same000.bmp")
+    with pytest.raises(DataError, match=r"two inputs would both be written to .*same000\.png"):
+        predict(trained.ckpt, tmp_path / "in", tmp_path / "out")
