@@ -434,6 +434,22 @@ def check_range(
         raise fail(loss, f"{name} must be {what or 'in'} {bounds}, got values in {seen}")
 
 
+def _nothing_between(tensor: Tensor, a: float, b: float) -> bool:
+    """No value strictly between ``a < b``, for a tensor whose extremes are ``a`` and ``b``.
+
+    One reduction over a same-size temporary where one exists: ``|t|``'s minimum for
+    ``{-b, b}``, the fractional part's maximum for float ``{0, 1}``; integer ``{k, k + 1}``
+    needs no pass at all. Other pairs compare twice (bool tensors, slower on CPU).
+    """
+    if a == -b:
+        return float(tensor.abs().amin()) == b
+    if not tensor.is_floating_point() and b - a == 1:
+        return True
+    if (a, b) == (0.0, 1.0):
+        return float(tensor.frac().amax()) == 0.0
+    return not bool(((tensor > a) & (tensor < b)).any())
+
+
 def check_in_set(
     loss: str,
     name: str,
@@ -447,8 +463,7 @@ def check_in_set(
     if len(allowed) == 2 and seen_low in allowed and seen_high in allowed:
         # both extremes allowed: only values strictly between them can be wrong
         a, b = sorted(allowed)
-        inside = (tensor > a) & (tensor < b)
-        if not bool(inside.any()):
+        if seen_low == seen_high or _nothing_between(tensor, a, b):
             return
     ok = torch.zeros_like(tensor, dtype=torch.bool)
     for value in allowed:
@@ -468,24 +483,40 @@ def check_signs(
     """Validate a {-1, 1} target (or {0, 1} when ``allow_binary``) and return it as signs.
 
     A target is read as {0, 1} only when it has no -1 in it, so a {-1, 1} target keeps
-    its meaning; conversion is arithmetic (2t - 1) and so never synchronises.
+    its meaning; conversion is arithmetic and so never synchronises. Checked, a valid
+    target costs one ``aminmax`` and one more reduction (:func:`_nothing_between`); the
+    element-by-element comparisons only run to word the error of a bad one.
     """
-    allowed = (-1.0, 0.0, 1.0) if allow_binary else (-1.0, 1.0)
-    check_in_set(loss, name, tensor, allowed, check_values)
+    if allow_binary and signs_or_binary(loss, name, tensor, check_values) == "binary":
+        return tensor * 2 - 1
     if not allow_binary:
+        check_in_set(loss, name, tensor, (-1.0, 1.0), check_values)
         return tensor
-    if should_check_values(tensor, check_values) and tensor.numel():
-        has_zero, has_minus = bool((tensor == 0).any()), bool((tensor == -1).any())
-        if has_zero and has_minus:
-            raise fail(
-                loss,
-                f"{name} mixes 0 and -1; use either {{-1, 1}} or {{0, 1}} targets",
-            )
-    seen = cached_extremes(tensor) if tensor.numel() else None
-    if seen is not None and seen[0] == -1:
-        return tensor  # the value check saw a -1, so there is no 0: signs already
-    # where no -1 is present (binary form) map 0 -> -1; signs pass through unchanged
+    # unchecked: where no -1 is present (binary form) map 0 -> -1; signs pass unchanged
     return torch.where(tensor == 0, -torch.ones_like(tensor), tensor)
+
+
+def signs_or_binary(
+    loss: str, name: str, tensor: Tensor, check_values: bool | None
+) -> str | None:
+    """Which form a target of {-1, 1} or {0, 1} values takes: ``"signs"`` or ``"binary"``.
+
+    ``None`` when the values are not checked (``check_values`` off) or the tensor is
+    empty: the caller then uses a formula that reads either form. A target mixing 0 and
+    -1, or holding anything else, is refused.
+    """
+    if tensor.numel() == 0 or not should_check_values(tensor, check_values):
+        return None
+    low, high = extremes(tensor)
+    if low in (-1.0, 1.0) and high in (-1.0, 1.0):
+        if low == high or _nothing_between(tensor, -1.0, 1.0):
+            return "signs"
+    elif low == 0.0 and high in (0.0, 1.0):
+        if low == high or _nothing_between(tensor, 0.0, 1.0):
+            return "binary"
+    # a bad target: the slow, exact checks word the error
+    check_in_set(loss, name, tensor, (-1.0, 0.0, 1.0), check_values)
+    raise fail(loss, f"{name} mixes 0 and -1; use either {{-1, 1}} or {{0, 1}} targets")
 
 
 def check_class_indices(
