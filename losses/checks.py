@@ -508,15 +508,17 @@ def signs_or_binary(
     if tensor.numel() == 0 or not should_check_values(tensor, check_values):
         return None
     low, high = extremes(tensor)
-    if low in (-1.0, 1.0) and high in (-1.0, 1.0):
-        if low == high or _nothing_between(tensor, -1.0, 1.0):
-            return "signs"
-    elif low == 0.0 and high in (0.0, 1.0):
-        if low == high or _nothing_between(tensor, 0.0, 1.0):
-            return "binary"
+    signs = low in (-1.0, 1.0) and high in (-1.0, 1.0)
+    binary = low == 0.0 and high in (0.0, 1.0)
+    if (signs or binary) and (low == high or _nothing_between(tensor, low, high)):
+        return "signs" if signs else "binary"
     # a bad target: the slow, exact checks word the error
     check_in_set(loss, name, tensor, (-1.0, 0.0, 1.0), check_values)
     raise fail(loss, f"{name} mixes 0 and -1; use either {{-1, 1}} or {{0, 1}} targets")
+
+
+#: labels up to this value are counted with one ``torch.bincount`` (a histogram that small)
+_BINCOUNT_LIMIT = 1 << 16
 
 
 def check_class_indices(
@@ -533,9 +535,16 @@ def check_class_indices(
     low, high = extremes(target)
     if low >= 0 and high < num_classes:
         return  # one pass when every value is a class (no void label in the batch)
-    if ignore_index is not None and ignore_index in (low, high):
-        # void pixels at an extreme: read them as class 0 (valid), so the extremes of
-        # the rest show any value out of range; one more pass, no copy
+    if ignore_index is not None and low >= 0 and ignore_index == high < _BINCOUNT_LIMIT:
+        # void pixels at the top (255 in VOC masks): one histogram of the labels says
+        # whether any value other than ignore_index lies at or above num_classes
+        counts = torch.bincount(target.reshape(-1), minlength=num_classes)
+        if int(counts[num_classes:].sum()) == int(counts[ignore_index]):
+            return
+        low, high = extremes(target[target != ignore_index])  # for the message only
+    elif ignore_index is not None and ignore_index in (low, high):
+        # void labels at the bottom (-100): read them as class 0 (valid), so the
+        # extremes of the rest show any value out of range; one more pass, no copy
         kept = torch.where(target == ignore_index, torch.zeros_like(target), target)
         low, high = extremes(kept)
         if low >= 0 and high < num_classes:
