@@ -3,6 +3,7 @@
     python benchmarks/losses.py                      # CPU (and CUDA when present)
     python benchmarks/losses.py --only triplet dice  # a few losses
     python benchmarks/losses.py --trials 31 --threads 1 --markdown out.md
+    python benchmarks/losses.py --noise              # + a column: the peer against itself
 
 Peers are the implementations a user would otherwise pick: ``torch.nn``,
 ``torchvision.ops``, segmentation-models-pytorch, pytorch-metric-learning and kornia
@@ -12,7 +13,9 @@ one forward and one backward pass (with a device synchronisation on CUDA). The t
 gives the median over trials, and the ratio of ours to the fastest peer with value
 checks off (``check_values=False``) and on (the CPU default, ``check_values=True`` on
 CUDA). On a shared machine a neighbour's load only adds time, so medians of
-interleaved trials are compared, never single runs.
+interleaved trials are compared, never single runs. The script runs itself again with
+glibc told to keep freed memory (``STEADY_MALLOC``; ``--os-allocator`` turns that off),
+so page faults from the allocator's state do not pass for the cost of a loss.
 
 ``same`` says whether our value equals the peer's (``=``, to 1e-5 relative) or the two
 compute different quantities by design (``≠``, see the notes under the table): a speed
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
 import time
@@ -38,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import losses
 
 Args = tuple
+AGAIN = "first peer, again"  # --noise: the same function under a second name
 Maker = Callable[[torch.device, torch.Generator], Args]
 
 
@@ -296,20 +301,33 @@ def benches() -> list[Bench]:
                            "ours are Hadsell's squared terms over all pairs"}),
             Bench("supcon", emb, _emb_labels,
                   {"pml": pml_losses.SupConLoss(temperature=0.1)}),
-            Bench("info_nce", emb,
-                  lambda d, g: (_randn(g, d, *EMB), _randn(g, d, *EMB)),
-                  {"pml": lambda q, k: pml_losses.NTXentLoss(temperature=0.1)(
-                      torch.cat([q, k]), torch.arange(q.shape[0], device=q.device).repeat(2))},
-                  grad=2,
-                  differs={"pml": "NT-Xent contrasts all 2N views (ours: each query with the "
-                           "N keys)"}),
         ]
+    # info_nce against the cross-entropy over cosine logits a user would write with torch.nn
+    # (the same quantity). pml's NTXentLoss is no peer at this size: it builds a (positive
+    # pairs x negative pairs) matrix, 1024 x ~1M floats (4 GiB) for 512 pairs, and more
+    b.append(
+        Bench("info_nce", emb,
+              lambda d, g: (_randn(g, d, *EMB), _randn(g, d, *EMB)),
+              {"torch.nn": lambda q, k: F.cross_entropy(
+                  F.normalize(q, dim=1) @ F.normalize(k, dim=1).T / 0.1,
+                  torch.arange(q.shape[0], device=q.device))},
+              grad=2)
+    )
     # --- sequences (torch.nn)
     b.append(Bench("ctc", "T={} N={} C={} S={}".format(*CTC), _ctc, {"torch.nn": F.ctc_loss}))
     return b
 
 
 # ----------------------------------------------------------------------------- timing
+#: glibc malloc settings for the CPU timings: tensors up to 32 MiB come from the heap
+#: and freed memory stays with the process, as a caching allocator keeps it. With the
+#: defaults, whether a freed buffer goes back to the kernel depends on what was freed
+#: before, so one implementation can pay thousands of page faults per call (a fresh
+#: mapping for its 11 MB gradient) and the next none: ~4 ms of a 15 ms cross-entropy,
+#: decided by the order of the calls rather than by the loss. Other C libraries ignore them.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -334,7 +352,7 @@ def _time(fn: Callable[[], torch.Tensor], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def run_bench(bench: Bench, device: torch.device, trials: int) -> dict:
+def run_bench(bench: Bench, device: torch.device, trials: int, noise: bool = False) -> dict:
     gen = torch.Generator().manual_seed(0)
     args = list(bench.make(device, gen))
     for i in range(bench.grad):
@@ -347,6 +365,9 @@ def run_bench(bench: Bench, device: torch.device, trials: int) -> dict:
     impls["ours (checks on)"] = lambda: ours_on(*args)
     for name, peer in bench.peers.items():
         impls[name] = (lambda f: lambda: f(*args))(peer)
+    if noise:  # the first peer once more, timed as if it were another implementation
+        first = next(iter(bench.peers))
+        impls[AGAIN] = impls[first]
 
     values = {}
     for name, fn in impls.items():  # warm-up, and the values for the "same" column
@@ -366,19 +387,23 @@ def run_bench(bench: Bench, device: torch.device, trials: int) -> dict:
     median = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     fastest_trial = {name: min(t) * 1e3 for name, t in times.items()}
     peers = {n: median[n] for n in bench.peers}
+    band = median[AGAIN] / median[next(iter(bench.peers))] if noise else None
     fastest = min(peers, key=peers.get) if peers else None
     same = {
         n: bool(torch.allclose(values["ours (checks off)"], values[n], rtol=1e-5, atol=1e-6))
         for n in bench.peers
     }
-    return {"median": median, "min": fastest_trial, "fastest": fastest, "same": same}
+    return {"median": median, "min": fastest_trial, "fastest": fastest, "same": same,
+            "band": band}
 
 
 def table(results: list[tuple[Bench, dict]], device: torch.device) -> list[str]:
+    noisy = any(r.get("band") is not None for _, r in results)
     lines = [
         f"| loss | size ({device.type}) | ours, checks off (ms) | ours, checks on (ms) | "
-        "fastest peer (ms) | off / peer | on / peer | checks cost | same |",
-        "|---|---|---:|---:|---|---:|---:|---:|:---:|",
+        "fastest peer (ms) | off / peer | on / peer | checks cost | same |"
+        + (" peer / itself |" if noisy else ""),
+        "|---|---|---:|---:|---|---:|---:|---:|:---:|" + ("---:|" if noisy else ""),
     ]
     for bench, r in results:
         m, fastest = r["median"], r["fastest"]
@@ -390,6 +415,7 @@ def table(results: list[tuple[Bench, dict]], device: torch.device) -> list[str]:
         lines.append(
             f"| {bench.loss} | {bench.size} | {off:.2f} | {on:.2f} | {fastest} {peer:.2f} | "
             f"{off / peer:.2f} | {on / peer:.2f} | {100 * (on / off - 1):+.0f}% | {mark} |"
+            + (f" {r['band']:.2f} |" if noisy else "")
         )
     return lines
 
@@ -405,8 +431,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", nargs="*", help="loss names to run")
     parser.add_argument("--device", nargs="*", help="cpu and/or cuda (default: both if present)")
+    parser.add_argument(
+        "--noise",
+        action="store_true",
+        help="time the first peer twice, as two implementations: the 'peer / itself' column "
+        "is the timer's noise band for that row",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    parser.add_argument(
+        "--os-allocator",
+        action="store_true",
+        help="keep glibc's default malloc settings (freed tensors may go back to the kernel, "
+        "and the next call pays page faults for them; see STEADY_MALLOC)",
+    )
     args = parser.parse_args(argv)
+    if argv is None and not args.os_allocator and any(
+        os.environ.get(k) != v for k, v in STEADY_MALLOC.items()
+    ):
+        # glibc reads these once, at start-up: run this script again with them set
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STEADY_MALLOC})
     torch.set_num_threads(args.threads)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     out: list[str] = []
@@ -419,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             if not bench.peers:
                 print(f"skip {bench.loss} {bench.size}: no peer installed", file=sys.stderr)
                 continue
-            results.append((bench, run_bench(bench, device, args.trials)))
+            results.append((bench, run_bench(bench, device, args.trials, args.noise)))
             print(table(results[-1:], device)[-1], flush=True)
         lines = table(results, device)
         notes = sorted(
@@ -428,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         header = (
             f"\n### {device_name}: torch {torch.__version__}, {torch.get_num_threads()} "
             f"thread(s), median of {args.trials} interleaved trials (forward + backward"
-            f"{', CPU time of the calling thread' if device_name == 'cpu' else ''})\n"
+            f"{', CPU time of the calling thread' if device_name == 'cpu' else ''})"
+            f"{'; glibc keeps freed memory' if not args.os_allocator else ''}\n"
         )
         out += [header, *lines, "", *notes]
     print("\n".join(out))

@@ -19,7 +19,9 @@ from losses.checks import (
     check_same_shape,
     check_signs,
     check_tensor,
+    extremes,
     fail,
+    should_check_values,
 )
 
 
@@ -38,6 +40,8 @@ def check_sign_target(
     """
     check_tensor(loss, "target", target)
     check_same_shape(loss, input_name, input, "target", target)
+    if target.numel() and should_check_values(target, check_values):
+        extremes(target)  # one aminmax: the finite check below and the sign check read it
     check_finite(loss, "target", target, check_values)
     signs = check_signs(loss, "target", target, check_values, allow_binary=allow_binary)
     return signs.to(input.dtype)

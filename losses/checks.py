@@ -434,6 +434,22 @@ def check_range(
         raise fail(loss, f"{name} must be {what or 'in'} {bounds}, got values in {seen}")
 
 
+def _nothing_between(tensor: Tensor, a: float, b: float) -> bool:
+    """No value strictly between ``a < b``, for a tensor whose extremes are ``a`` and ``b``.
+
+    One reduction over a same-size temporary where one exists: ``|t|``'s minimum for
+    ``{-b, b}``, the fractional part's maximum for float ``{0, 1}``; integer ``{k, k + 1}``
+    needs no pass at all. Other pairs compare twice (bool tensors, slower on CPU).
+    """
+    if a == -b:
+        return float(tensor.abs().amin()) == b
+    if not tensor.is_floating_point() and b - a == 1:
+        return True
+    if (a, b) == (0.0, 1.0):
+        return float(tensor.frac().amax()) == 0.0
+    return not bool(((tensor > a) & (tensor < b)).any())
+
+
 def check_in_set(
     loss: str,
     name: str,
@@ -447,8 +463,7 @@ def check_in_set(
     if len(allowed) == 2 and seen_low in allowed and seen_high in allowed:
         # both extremes allowed: only values strictly between them can be wrong
         a, b = sorted(allowed)
-        inside = (tensor > a) & (tensor < b)
-        if not bool(inside.any()):
+        if seen_low == seen_high or _nothing_between(tensor, a, b):
             return
     ok = torch.zeros_like(tensor, dtype=torch.bool)
     for value in allowed:
@@ -468,24 +483,42 @@ def check_signs(
     """Validate a {-1, 1} target (or {0, 1} when ``allow_binary``) and return it as signs.
 
     A target is read as {0, 1} only when it has no -1 in it, so a {-1, 1} target keeps
-    its meaning; conversion is arithmetic (2t - 1) and so never synchronises.
+    its meaning; conversion is arithmetic and so never synchronises. Checked, a valid
+    target costs one ``aminmax`` and one more reduction (:func:`_nothing_between`); the
+    element-by-element comparisons only run to word the error of a bad one.
     """
-    allowed = (-1.0, 0.0, 1.0) if allow_binary else (-1.0, 1.0)
-    check_in_set(loss, name, tensor, allowed, check_values)
+    if allow_binary and signs_or_binary(loss, name, tensor, check_values) == "binary":
+        return tensor * 2 - 1
     if not allow_binary:
+        check_in_set(loss, name, tensor, (-1.0, 1.0), check_values)
         return tensor
-    if should_check_values(tensor, check_values) and tensor.numel():
-        has_zero, has_minus = bool((tensor == 0).any()), bool((tensor == -1).any())
-        if has_zero and has_minus:
-            raise fail(
-                loss,
-                f"{name} mixes 0 and -1; use either {{-1, 1}} or {{0, 1}} targets",
-            )
-    seen = cached_extremes(tensor) if tensor.numel() else None
-    if seen is not None and seen[0] == -1:
-        return tensor  # the value check saw a -1, so there is no 0: signs already
-    # where no -1 is present (binary form) map 0 -> -1; signs pass through unchanged
+    # unchecked: where no -1 is present (binary form) map 0 -> -1; signs pass unchanged
     return torch.where(tensor == 0, -torch.ones_like(tensor), tensor)
+
+
+def signs_or_binary(
+    loss: str, name: str, tensor: Tensor, check_values: bool | None
+) -> str | None:
+    """Which form a target of {-1, 1} or {0, 1} values takes: ``"signs"`` or ``"binary"``.
+
+    ``None`` when the values are not checked (``check_values`` off) or the tensor is
+    empty: the caller then uses a formula that reads either form. A target mixing 0 and
+    -1, or holding anything else, is refused.
+    """
+    if tensor.numel() == 0 or not should_check_values(tensor, check_values):
+        return None
+    low, high = extremes(tensor)
+    signs = low in (-1.0, 1.0) and high in (-1.0, 1.0)
+    binary = low == 0.0 and high in (0.0, 1.0)
+    if (signs or binary) and (low == high or _nothing_between(tensor, low, high)):
+        return "signs" if signs else "binary"
+    # a bad target: the slow, exact checks word the error
+    check_in_set(loss, name, tensor, (-1.0, 0.0, 1.0), check_values)
+    raise fail(loss, f"{name} mixes 0 and -1; use either {{-1, 1}} or {{0, 1}} targets")
+
+
+#: labels up to this value are counted with one ``torch.bincount`` (a histogram that small)
+_BINCOUNT_LIMIT = 1 << 16
 
 
 def check_class_indices(
@@ -502,9 +535,16 @@ def check_class_indices(
     low, high = extremes(target)
     if low >= 0 and high < num_classes:
         return  # one pass when every value is a class (no void label in the batch)
-    if ignore_index is not None and ignore_index in (low, high):
-        # void pixels at an extreme: read them as class 0 (valid), so the extremes of
-        # the rest show any value out of range; one more pass, no copy
+    if ignore_index is not None and low >= 0 and ignore_index == high < _BINCOUNT_LIMIT:
+        # void pixels at the top (255 in VOC masks): one histogram of the labels says
+        # whether any value other than ignore_index lies at or above num_classes
+        counts = torch.bincount(target.reshape(-1), minlength=num_classes)
+        if int(counts[num_classes:].sum()) == int(counts[ignore_index]):
+            return
+        low, high = extremes(target[target != ignore_index])  # for the message only
+    elif ignore_index is not None and ignore_index in (low, high):
+        # void labels at the bottom (-100): read them as class 0 (valid), so the
+        # extremes of the rest show any value out of range; one more pass, no copy
         kept = torch.where(target == ignore_index, torch.zeros_like(target), target)
         low, high = extremes(kept)
         if low >= 0 and high < num_classes:

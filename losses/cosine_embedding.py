@@ -15,7 +15,9 @@ from losses.checks import (
     check_same_shape,
     check_signs,
     check_tensor,
+    extremes,
     fail,
+    should_check_values,
     torch_reduced,
 )
 from losses.precision import compute_dtype, no_autocast
@@ -73,6 +75,8 @@ def cosine_embedding_loss(
     check_embeddings(NAME, "input2", input2, check_values)
     check_same_shape(NAME, "input1", input1, "input2", input2)
     check_tensor(NAME, "target", target)
+    if target.numel() and should_check_values(target, check_values):
+        extremes(target)  # one aminmax: the finite and the sign checks both read it
     check_finite(NAME, "target", target, check_values)
     if target.shape != input1.shape[:1]:
         raise fail(

@@ -36,9 +36,16 @@ def compute_dtype(*tensors: object) -> torch.dtype:
 
 
 def no_autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
-    """Switch autocast off for ``device``'s type (no-op where autocast does not apply)."""
-    device_type = torch.device(device).type
+    """Switch autocast off for ``device``'s type (no-op where autocast does not apply).
+
+    Where autocast is not on for that device type (every plain float32 call), nothing
+    needs switching and a null context is returned: entering and leaving ``torch.autocast``
+    costs tens of microseconds, a visible part of a loss that takes a millisecond.
+    """
+    device_type = device.type if isinstance(device, torch.device) else torch.device(device).type
     try:
+        if not torch.is_autocast_enabled(device_type):
+            return contextlib.nullcontext()
         return torch.autocast(device_type=device_type, enabled=False)
     except (RuntimeError, ValueError):  # device types autocast does not know
         return contextlib.nullcontext()

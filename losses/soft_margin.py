@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losses._margin import check_scores, check_sign_target
+from losses._margin import check_scores
 from losses.base import FunctionalLoss
-from losses.checks import check_reduction, torch_reduced
+from losses.checks import (
+    check_finite,
+    check_reduction,
+    check_same_shape,
+    check_tensor,
+    extremes,
+    reduce,
+    should_check_values,
+    signs_or_binary,
+    torch_reduced,
+)
 from losses.registry import LossSpec, register
 
 NAME = "soft_margin"
@@ -25,8 +34,9 @@ def soft_margin_loss(
 
     .. math:: \ell_i = \log\bigl(1 + e^{-y_i x_i}\bigr) = \operatorname{softplus}(-y_i x_i)
 
-    Computed as ``softplus`` rather than torch's ``log1p(exp(.))``, so it stays finite
-    (values and gradients) where ``exp`` overflows, e.g. ``-y x = 1e4`` in float32.
+    Computed as ``-log_sigmoid(y x)`` (or the logistic loss of a {0, 1} target) rather than
+    torch's ``log1p(exp(.))``, so it stays finite (values and gradients) where ``exp``
+    overflows, e.g. ``-y x = 1e4`` in float32.
 
     Args:
         input: real-valued scores, any shape, floating point.
@@ -47,10 +57,22 @@ def soft_margin_loss(
     """
     check_reduction(NAME, reduction)
     check_scores(NAME, "input", input, check_values)
-    check_sign_target(NAME, "input", input, target, check_values, allow_binary=True)
-    # softplus(-y x) is the logistic loss of x against (y + 1) / 2: torch's fused and
-    # stable binary_cross_entropy_with_logits, with -1 read as 0 (a {0, 1} target as is)
-    positive = torch.where(target < 0, torch.zeros_like(target), target).to(input.dtype)
+    check_tensor(NAME, "target", target)
+    check_same_shape(NAME, "input", input, "target", target)
+    if target.numel() and should_check_values(target, check_values):
+        extremes(target)  # one aminmax: the finite and the sign checks both read it
+    check_finite(NAME, "target", target, check_values)
+    form = signs_or_binary(NAME, "target", target, check_values)
+    if form == "signs":
+        # softplus(-y x) = -log(sigmoid(y x)): one product and torch's stable log_sigmoid
+        # (forward and backward fused), the cheapest exact form on {-1, 1} targets
+        log_sigmoid = F.logsigmoid(input * target.to(input.dtype))
+        return reduce(log_sigmoid, reduction).neg()
+    # softplus(-y x) is also the logistic loss of x against (y + 1) / 2: torch's fused and
+    # stable binary_cross_entropy_with_logits. A {0, 1} target is that already; unchecked,
+    # clamp(y, 0) reads either form (-1 -> 0) in one pass
+    positive = target if form == "binary" else target.clamp(min=0)
+    positive = positive.to(input.dtype)
     return torch_reduced(
         lambda r: F.binary_cross_entropy_with_logits(input, positive, reduction=r),
         reduction,

@@ -16,7 +16,7 @@ from losses.checks import (
     check_reduction,
     check_same_shape,
     graph_zero,
-    reduce,
+    torch_reduced,
     weighted_mean,
 )
 from losses.distances import paired_pnorm, pnorm_matrix
@@ -124,17 +124,14 @@ def triplet_loss(
         check_same_shape(NAME, "anchor", anchor, "negative", negative)
         dtype = compute_dtype(*inputs)
         with no_autocast(anchor.device):
-            loss = F.triplet_margin_loss(
-                anchor.to(dtype),
-                positive.to(dtype),
-                negative.to(dtype),
-                margin=margin,
-                p=p,
-                eps=eps,
-                swap=swap,
-                reduction="none",
+            a, pos, neg = anchor.to(dtype), positive.to(dtype), negative.to(dtype)
+            return torch_reduced(
+                lambda r: F.triplet_margin_loss(
+                    a, pos, neg, margin=margin, p=p, eps=eps, swap=swap, reduction=r
+                ),
+                reduction,
+                anchor.shape[0],
             )
-        return reduce(loss, reduction)
 
     check_arity(NAME, inputs, 2, "(embeddings, labels)", f"triplet_loss with mining={mining!r}")
     embeddings, labels = inputs

@@ -209,6 +209,22 @@ def test_cross_entropy_bad_input():
         cross_entropy_loss(randn(3), torch.tensor(0))
 
 
+def test_cross_entropy_void_label_at_the_top_is_counted_exactly():
+    # ignore_index=255 as the largest label takes the bincount path: a valid map passes and
+    # equals torch, one stray label between C and 255 fails and the message leaves 255 out
+    x = randn(2, 3, 4, 4)
+    t = torch.randint(0, 3, (2, 4, 4), generator=torch.Generator().manual_seed(1))
+    t[0, 0, :2] = 255
+    torch.testing.assert_close(
+        cross_entropy_loss(x, t, ignore_index=255), F.cross_entropy(x, t, ignore_index=255)
+    )
+    t[1, 3, 3] = 7
+    with pytest.raises(
+        LossInputError, match=r"\[0, 3\) or ignore_index=255, got values in \[0, 7\]"
+    ):
+        cross_entropy_loss(x, t, ignore_index=255)
+
+
 def test_cross_entropy_value_checks_can_be_switched_off():
     # with checks off an out-of-range soft target is not inspected, torch computes as is
     x = randn(2, 3)

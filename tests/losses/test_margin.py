@@ -201,6 +201,35 @@ def test_soft_margin_binary_targets_mean_signs():
     torch.testing.assert_close(soft_margin_loss(x, ((y + 1) / 2).long()), F.soft_margin_loss(x, y))
 
 
+@pytest.mark.parametrize("check_values", [True, False])
+def test_soft_margin_each_target_form_and_check_path_equals_torch(check_values):
+    # three formulas serve the call (log_sigmoid on checked signs, BCE on checked {0, 1},
+    # clamp + BCE unchecked): all give torch's value and gradient
+    gen = _gen(6)
+    x, y = torch.randn(5, 4, generator=gen) * 3, _signs(gen, 5, 4)
+    for target in (y, (y + 1) / 2, torch.ones(5, 4), -torch.ones(5, 4)):
+        signs = torch.where(target == 0, -torch.ones_like(target), target)
+        for reduction in REDUCTIONS:
+            assert_same_value_and_grad(
+                lambda s, t=target, r=reduction: soft_margin_loss(
+                    s, t, reduction=r, check_values=check_values
+                ),
+                lambda s, t=signs, r=reduction: F.soft_margin_loss(s, t, reduction=r),
+                x,
+            )
+
+
+def test_sign_checks_see_values_between_the_extremes():
+    # aminmax alone would pass these: the second reduction must catch them
+    x = torch.zeros(4)
+    with pytest.raises(LossInputError, match="target must only contain"):
+        soft_margin_loss(x, torch.tensor([-1.0, 1.0, 1e-30, 1.0]))
+    with pytest.raises(LossInputError, match="target must only contain"):
+        soft_margin_loss(x, torch.tensor([0.0, 1.0, 1.0 - 2**-24, 1.0]))
+    with pytest.raises(LossInputError, match="mixes 0 and -1"):
+        soft_margin_loss(x, torch.tensor([-1.0, 1.0, 0.0, 1.0]))
+
+
 def test_soft_margin_stays_finite_where_torch_overflows():
     x = torch.tensor([-1e4, 1e4], requires_grad=True)
     y = torch.tensor([1.0, -1.0])
