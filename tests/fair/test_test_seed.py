@@ -76,7 +76,12 @@ FACTORIES: dict[str, Callable[..., object]] = {
 
 
 #: class patterns drawn from test_seed: they are the task, shared by every split
-PATTERN_DATASETS = ("synthetic", "synthetic_images_gan", "synthetic_multilabel", "synthetic_ranking")
+PATTERN_DATASETS = (
+    "synthetic",
+    "synthetic_images_gan",
+    "synthetic_multilabel",
+    "synthetic_ranking",
+)
 
 
 @pytest.fixture(scope="module")
