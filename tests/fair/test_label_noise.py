@@ -158,3 +158,22 @@ REGRESSION_CONFIGS = [
 @pytest.mark.parametrize("name", REGRESSION_CONFIGS)
 def test_regression_configs_default_to_clean_targets(name):
     assert OmegaConf.load(CONFIG_DIR / f"{name}.yaml").label_noise == 0.0
+
+
+def test_label_noise_and_test_seed_overrides_name_their_run_folders(make_config, tmp_path):
+    from losslab import runs
+    from losslab.build import build_components
+
+    base = ("task=regression", "loss=mse", "data=synthetic_regression")
+    folders = {}
+    for extra in ((), ("data.label_noise=0.2",), ("data.test_seed=3",)):
+        cfg = make_config(*base, *extra, fast=False)
+        folders[extra] = runs.run_folder(cfg, build_components(cfg).names)
+    relative = {k: str(v.relative_to(tmp_path / "runs")) for k, v in folders.items()}
+    assert relative[()] == "regression/synthetic_regression/mse/seed0"
+    assert relative[("data.label_noise=0.2",)] == (
+        "regression/synthetic_regression/mse+data.label_noise-0.2/seed0"
+    )
+    assert relative[("data.test_seed=3",)] == (
+        "regression/synthetic_regression/mse+data.test_seed-3/seed0"
+    )
