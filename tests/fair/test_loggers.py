@@ -96,7 +96,8 @@ def test_wandb_writes_an_offline_run_in_the_run_folder(make_config, monkeypatch,
         entry.ParseFromString(data)
         if entry.WhichOneof("record_type") == "history":
             items = entry.history.item
-            history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items})
+            row = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
+            history.append(row)
     tested = [row for row in history if "test/acc" in row]
     assert len(tested) == 1
     for key, value in record["test"].items():
