@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lightning
+import numpy as np
 import torch
 
 from datamodules.loader import Standardize, TensorLoader
-from datamodules.seeding import rng
+from datamodules.seeding import rng, split_seed
 from datamodules.variants import split_indices
 
 #: x: uint8 images (N, C, H, W); y: targets as the datamodule's target_kind says
@@ -39,7 +40,14 @@ class InMemoryDataModule(lightning.LightningDataModule):
     3. a random validation split of ``val_size`` samples out of train, from ``seed``;
     4. ``derive(split, name)``: per-split transformations (rotation, digit canvases),
        after the split, so validation never shares a source image with training;
+       each draws from :meth:`split_rng`, hence the test split from ``test_seed``;
     5. ``rebalance_train(split)``: subsample training only (a long tail).
+
+    ``seed`` draws the validation split and everything random about training and
+    validation data; ``test_seed`` (0 unless set) everything random about the test split
+    of a derived or generated dataset (:func:`~datamodules.seeding.split_seed`), so runs
+    of several seeds are scored on one test set. Datasets whose test split is read as is
+    (MNIST, CIFAR, VOC) ignore it.
 
     Images are standardised per batch with the per-channel mean and std of the final
     training split. ``on_device`` keeps the tensors on the trainer's device.
@@ -63,6 +71,7 @@ class InMemoryDataModule(lightning.LightningDataModule):
         eval_batch_size: int | None = None,
         drop_last: bool = False,
         on_device: bool = False,
+        test_seed: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -70,11 +79,18 @@ class InMemoryDataModule(lightning.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.seed = seed
+        self.test_seed = test_seed
         self.val_size = val_size
         self.drop_last = drop_last
         self.on_device = on_device
         self.splits: dict[str, Split] = {}
         self.standardize: Standardize | None = None
+
+    def split_rng(self, split: str, *purpose: str | int) -> np.random.Generator:
+        """The generator of ``purpose`` for ``split``: ``rng(seed, *purpose, split)``, with
+        ``test_seed`` in place of ``seed`` for the test split (the only place that rule is
+        applied; every random derivation of a split draws from here)."""
+        return rng(split_seed(self.seed, self.test_seed, split), *purpose, split)
 
     # -- hooks -------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from datamodules.base import InMemoryDataModule, Split
+from datamodules.label_noise import TrainingLabelNoise
 from datamodules.mnist import MnistFiles, MnistFilesSource, mnist_format
-from datamodules.seeding import rng
 
 #: Default distance between neighbouring slots for 28x28 digits: MNIST strokes sit in
 #: the central 20x20 of their box, so digits 18 px apart touch at most at the edges.
@@ -101,7 +101,7 @@ def compose_canvases(
 COUNT_DATASET_NAMES = {"mnist": "digit_count", "fashion_mnist": "fashion_count"}
 
 
-class DigitCountDataModule(MnistFilesSource, InMemoryDataModule):
+class DigitCountDataModule(MnistFilesSource, TrainingLabelNoise, InMemoryDataModule):
     """Count regression: how many MNIST-format items are on a canvas (for poisson_nll).
 
     Each canvas (1 x ``canvas_size`` x ``canvas_size``) holds k items with
@@ -113,7 +113,9 @@ class DigitCountDataModule(MnistFilesSource, InMemoryDataModule):
 
     Items come from the split's own images (validation canvases from validation
     digits); each split holds as many canvases as it has source images.
-    ``dataset``: ``mnist`` or ``fashion_mnist``.
+    ``dataset``: ``mnist`` or ``fashion_mnist``. ``label_noise``: the fraction of
+    training targets replaced by a count drawn uniformly from 0..``max_count``
+    (datamodules/label_noise.py).
     """
 
     problem_type = "regression"
@@ -142,9 +144,12 @@ class DigitCountDataModule(MnistFilesSource, InMemoryDataModule):
         self.name = COUNT_DATASET_NAMES[fmt.name]
         self.input_shape = (1, canvas_size, canvas_size)
 
+    def target_range(self) -> tuple[float, float]:
+        return 0.0, float(self.max_count)
+
     def derive(self, split: Split, name: str) -> Split:
         digits = split[0]
-        generator = rng(self.seed, "canvases", name)
+        generator = self.split_rng(name, "canvases")
         counts = torch.from_numpy(generator.integers(0, self.max_count + 1, len(digits)))
         canvases = compose_canvases(
             digits, counts, self.canvas_size, generator, spacing=self.slot_spacing

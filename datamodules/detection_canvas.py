@@ -29,7 +29,6 @@ from datamodules.base import Split
 from datamodules.counting import paste
 from datamodules.detection import BoxTargets, InMemoryDetectionDataModule, validate_targets
 from datamodules.mnist import MnistFiles, MnistFilesSource, mnist_format
-from datamodules.seeding import rng
 
 #: grey level (0..255) from which an item's pixel counts as ink
 INK_THRESHOLD = 24
@@ -256,7 +255,7 @@ class CanvasDetectionDataModule(InMemoryDetectionDataModule):
 
     def derive(self, split: Split, name: str) -> tuple[torch.Tensor, BoxTargets]:
         items, labels = split
-        generator = rng(self.seed, "detection_canvases", name)
+        generator = self.split_rng(name, "detection_canvases")
         total = self.num_canvases[name]
         counts = generator.integers(self.min_items, self.max_items + 1, total)
         counts[generator.random(total) < self.empty_fraction] = 0
@@ -387,7 +386,7 @@ class SyntheticDetectionDataModule(CanvasDetectionDataModule):
         return self._sample(masks, "train"), self._sample(masks, "test")
 
     def _sample(self, masks: torch.Tensor, split: str) -> Split:
-        generator = rng(self.seed, "synthetic_detection", split)
+        generator = self.split_rng(split, "synthetic_detection")
         labels = torch.from_numpy(generator.integers(0, len(masks), self.source_items))
         if self.input_channels == 3:
             colour = torch.from_numpy(generator.uniform(0.2, 1.0, (self.source_items, 3, 1, 1)))
@@ -400,7 +399,7 @@ class SyntheticDetectionDataModule(CanvasDetectionDataModule):
 
     def derive(self, split: Split, name: str) -> tuple[torch.Tensor, BoxTargets]:
         canvases, targets = super().derive(split, name)
-        generator = rng(self.seed, "synthetic_detection_noise", name)
+        generator = self.split_rng(name, "synthetic_detection_noise")
         noise = torch.from_numpy(generator.standard_normal(canvases.shape).astype(np.float32))
         noisy = canvases.float() + 255 * self.noise * noise.abs()
         return noisy.round().clamp(0, 255).to(torch.uint8), targets

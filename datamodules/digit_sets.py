@@ -137,7 +137,7 @@ class LabelSetCanvasDataModule(MultilabelDataModule):
 
     def derive(self, split: Split, name: str) -> Split:
         images, labels = split
-        generator = rng(self.seed, "label_sets", name)
+        generator = self.split_rng(name, "label_sets")
         sizes = torch.from_numpy(
             generator.integers(self.min_items, self.max_items + 1, len(labels))
         )
@@ -218,7 +218,9 @@ class SyntheticSetDataModule(LabelSetCanvasDataModule):
         self.train_size, self.test_size, self.noise = train_size, test_size, noise
 
     def load_source(self) -> tuple[Split, Split]:
-        templates = torch.from_numpy(class_templates(self.num_classes, rng(self.seed, "templates")))
+        # the class patterns are the task itself: fixed with the test set, by test_seed
+        patterns = class_templates(self.num_classes, rng(self.test_seed, "templates"))
+        templates = torch.from_numpy(patterns)
         templates = F.interpolate(templates[:, None], size=(self.item_size,) * 2, mode="area")
         templates = (templates[:, 0] > 0.5).double().numpy()
         return self._sample(templates, self.train_size, "train"), self._sample(
@@ -226,7 +228,7 @@ class SyntheticSetDataModule(LabelSetCanvasDataModule):
         )
 
     def _sample(self, templates: np.ndarray, size: int, split: str) -> Split:
-        generator = rng(self.seed, "synthetic", split)
+        generator = self.split_rng(split, "synthetic")
         labels = generator.integers(0, len(templates), size)
         contrast = generator.uniform(0.5, 1.0, (size, 1, 1))
         pixels = contrast * templates[labels] + self.noise * generator.standard_normal(

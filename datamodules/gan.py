@@ -26,7 +26,6 @@ from datamodules.base import InMemoryDataModule, Split
 from datamodules.cifar import CIFAR10DataModule
 from datamodules.loader import Standardize
 from datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
-from datamodules.seeding import rng
 from datamodules.synthetic import SyntheticDataModule
 
 #: the pixel range of real images as GAN datamodules serve them
@@ -215,8 +214,8 @@ class SyntheticGANDataModule(InMemoryDataModule):
 
     def load_source(self) -> tuple[Split, Split]:
         return (
-            self.mixture.sample(self.train_size, rng(self.seed, "gan_mixture", "train")),
-            self.mixture.sample(self.test_size, rng(self.seed, "gan_mixture", "test")),
+            self.mixture.sample(self.train_size, self.split_rng("train", "gan_mixture")),
+            self.mixture.sample(self.test_size, self.split_rng("test", "gan_mixture")),
         )
 
     def setup(self, stage: str | None = None) -> None:

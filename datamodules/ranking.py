@@ -8,9 +8,9 @@ image on its own can rank every list; what the losses teach it is the order.
 
 Queries are built once in ``setup``: the images of each split (train and val from the
 official train split, test from the official test split) are shuffled with a stream of
-``seed`` and cut into consecutive lists; the few left over are dropped, and so is a list
-whose images all share one grade, since it holds nothing to rank. Every image thus
-appears in at most one query of its split.
+``seed`` (of ``test_seed`` for the test split) and cut into consecutive lists; the few
+left over are dropped, and so is a list whose images all share one grade, since it
+holds nothing to rank. Every image thus appears in at most one query of its split.
 
 Batches are ``(images, relevance)``: images float32 ``(B, L, C, H, W)``, standardised
 like every losslab dataset; relevance int64 ``(B, L)``. The query structure is the first
@@ -26,7 +26,6 @@ import torch
 
 from datamodules.base import InMemoryDataModule, Split
 from datamodules.mnist import MnistFiles, MnistFilesSource, mnist_format
-from datamodules.seeding import rng
 from datamodules.synthetic import IMAGE_SIZE, SyntheticDataModule
 
 #: ``target_kind`` of a ranking datamodule: int64 grades (B, L), higher is more relevant
@@ -109,7 +108,7 @@ class RankingDataModule(InMemoryDataModule):
         """(images uint8 (Q, L, C, H, W), grades int64 (Q, L)) from labelled images."""
         images, labels = split
         table = torch.tensor(self.relevance, dtype=torch.long)
-        lists = query_lists(len(labels), self.list_size, rng(self.seed, "queries", name))
+        lists = query_lists(len(labels), self.list_size, self.split_rng(name, "queries"))
         lists = lists[has_order(table[labels[lists]])]
         if len(lists) == 0:
             raise ValueError(
@@ -168,6 +167,7 @@ class SyntheticRankingDataModule(RankingDataModule):
             test_size=test_size,
             noise=noise,
             seed=self.seed,
+            test_seed=self.test_seed,
         )
 
     def load_source(self) -> tuple[Split, Split]:

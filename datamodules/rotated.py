@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.base import InMemoryDataModule, Split
+from datamodules.label_noise import TrainingLabelNoise
 from datamodules.mnist import MnistFiles, MnistFilesSource, mnist_format
-from datamodules.seeding import rng
 
 #: images rotated per grid_sample call; bounds the float copies setup makes
 ROTATION_CHUNK = 8192
@@ -44,7 +44,7 @@ def rotate_images(images: torch.Tensor, angles_deg: torch.Tensor) -> torch.Tenso
     return rotated
 
 
-class RotatedDigitsDataModule(MnistFilesSource, InMemoryDataModule):
+class RotatedDigitsDataModule(MnistFilesSource, TrainingLabelNoise, InMemoryDataModule):
     """Regression: predict the rotation angle of a randomly rotated MNIST-format image.
 
     Every image of every split is rotated once, at setup, by an angle drawn uniformly
@@ -53,7 +53,8 @@ class RotatedDigitsDataModule(MnistFilesSource, InMemoryDataModule):
     [-1, 1]; ``target_scale: 1`` gives degrees. Positive angles are counterclockwise.
 
     ``dataset``: ``mnist`` or ``fashion_mnist`` (the files as for those datamodules;
-    ``system_dir`` as there).
+    ``system_dir`` as there). ``label_noise``: the fraction of training targets replaced
+    by an angle drawn uniformly from ``angle_range`` (datamodules/label_noise.py).
     """
 
     problem_type = "regression"
@@ -80,9 +81,13 @@ class RotatedDigitsDataModule(MnistFilesSource, InMemoryDataModule):
         self.name = f"rotated_{fmt.name}"
         self.input_shape = (1, 28, 28)
 
+    def target_range(self) -> tuple[float, float]:
+        low, high = self.angle_range
+        return low / self.target_scale, high / self.target_scale
+
     def derive(self, split: Split, name: str) -> Split:
         images = split[0]
         low, high = self.angle_range
-        angles = torch.from_numpy(rng(self.seed, "rotation", name).uniform(low, high, len(images)))
+        angles = torch.from_numpy(self.split_rng(name, "rotation").uniform(low, high, len(images)))
         targets = (angles / self.target_scale).float()
         return rotate_images(images, angles), targets

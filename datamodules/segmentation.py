@@ -31,7 +31,6 @@ from datamodules.base import InMemoryDataModule, Split
 from datamodules.counting import JITTER, paste, slot_positions
 from datamodules.digit_sets import choose_label_sets
 from datamodules.mnist import MnistFiles, MnistFilesSource, mnist_format
-from datamodules.seeding import rng
 
 #: the label of pixels that belong to no class with certainty (object borders)
 VOID = 255
@@ -179,8 +178,8 @@ class CanvasSegmentationDataModule(MnistFilesSource, SegmentationDataModule):
     Each split's canvases use that split's own images (validation canvases come from the
     ``val_size`` images held out of the official training set, after the split), and
     each split holds a fixed number of canvases (``train_canvases``, ``val_canvases``,
-    ``test_canvases``), all fixed by ``seed``. ``system_dir``: as for
-    :class:`~datamodules.mnist.MNISTDataModule`.
+    ``test_canvases``): train and validation fixed by ``seed``, test by ``test_seed``.
+    ``system_dir``: as for :class:`~datamodules.mnist.MNISTDataModule`.
     """
 
     def __init__(
@@ -224,7 +223,7 @@ class CanvasSegmentationDataModule(MnistFilesSource, SegmentationDataModule):
 
     def derive(self, split: Split, name: str) -> Split:
         images, labels = split
-        generator = rng(self.seed, "segmentation", name)
+        generator = self.split_rng(name, "segmentation")
         sizes = generator.integers(self.min_items, self.max_items + 1, self.canvas_counts[name])
         return compose_segmentation(
             images,
@@ -266,7 +265,8 @@ class SyntheticSegmentationDataModule(SegmentationDataModule):
     (0.6..1) on a dark background (0.1..0.3), with Gaussian pixel noise of std
     ``noise``. Shapes may overlap; later ones cover earlier ones and the void band
     follows the same rule as the canvases (module doc). ``train_size`` (before the
-    validation split) and ``test_size`` count images; everything follows from ``seed``.
+    validation split) and ``test_size`` count images; train and validation follow from ``seed``, test from
+    ``test_seed``.
     """
 
     name = "synthetic_segmentation"
@@ -306,7 +306,7 @@ class SyntheticSegmentationDataModule(SegmentationDataModule):
         return self._sample(self.train_size, "train"), self._sample(self.test_size, "test")
 
     def _sample(self, count: int, split: str) -> Split:
-        generator = rng(self.seed, "synthetic_segmentation", split)
+        generator = self.split_rng(split, "synthetic_segmentation")
         size = self.canvas_size
         pixels = generator.uniform(0.1, 0.3, (count, 1, 1)) * np.ones((count, size, size))
         owner = np.zeros((count, size, size), dtype=np.uint8)

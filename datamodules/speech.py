@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.audio import SAMPLE_RATE, from_int16, read_audio, to_int16
-from datamodules.seeding import rng
+from datamodules.seeding import rng, split_seed
 from datamodules.speech_batching import BucketBatchSampler, SpeechLoader
 from datamodules.text import CharVocabulary
 
@@ -130,6 +130,10 @@ class SpeechDataModule(lightning.LightningDataModule):
     ``bucket_size`` utterances are sorted together. Evaluation batches use
     ``eval_batch_size`` (default ``batch_size``) and the same seconds budget.
 
+    ``test_seed``: what generated sets draw their test split from (``seed`` draws train
+    and validation; :func:`~datamodules.seeding.split_seed`); recorded sets, whose
+    splits follow from file names, ignore it.
+
     ``max_train_seconds`` drops longer training utterances (memory); ``preload`` reads
     all audio into memory (int16) once in ``setup``, for sets of a few hours at most;
     ``num_workers`` reads and decodes in worker processes otherwise.
@@ -153,12 +157,14 @@ class SpeechDataModule(lightning.LightningDataModule):
         preload: bool = True,
         num_workers: int = 0,
         vocabulary: CharVocabulary | None = None,
+        test_seed: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["vocabulary"])
         self.root = Path(root)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.seed, self.max_batch_seconds, self.bucket_size = seed, max_batch_seconds, bucket_size
+        self.test_seed = test_seed
         self.max_train_seconds, self.preload, self.num_workers = (
             max_train_seconds,
             preload,
@@ -267,7 +273,8 @@ class SyntheticCTCDataModule(SpeechDataModule):
     letter sounds for ``tone_ms`` at ``300 * 2 ** (k / 4)`` Hz (letter k: a quarter
     octave apart) followed by ``gap_ms`` of silence, with random amplitude and white noise
     at ``noise`` times the tone's level. The vocabulary is the minimal one, blank and
-    the letters used.
+    the letters used. Train and validation utterances follow from ``seed``, test
+    utterances from ``test_seed``.
     """
 
     name = "synthetic_ctc"
@@ -311,7 +318,7 @@ class SyntheticCTCDataModule(SpeechDataModule):
         cosines = np.cos(omega[:, None] * t) * envelope
         splits = {}
         for split, size in self.sizes.items():
-            generator = rng(self.seed, "synthetic_ctc", split)
+            generator = rng(split_seed(self.seed, self.test_seed, split), "synthetic_ctc", split)
             utterances = []
             for i in range(size):
                 count = int(generator.integers(1, self.max_symbols + 1))

@@ -35,7 +35,7 @@ import torch
 import torchaudio.transforms
 
 from datamodules.audio import SAMPLE_RATE, to_int16
-from datamodules.seeding import rng
+from datamodules.seeding import rng, split_seed
 from datamodules.speech import SPLITS, SpeechDataModule, Utterance
 from datamodules.text import digits_to_words
 
@@ -76,6 +76,8 @@ class GenerationSpec:
     """Everything the generated audio depends on (its hash names the folder)."""
 
     seed: int = 0
+    #: the test split's utterances follow from this one (train and val from ``seed``)
+    test_seed: int = 0
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 3000, "val": 300, "test": 300})
     min_digits: int = 1
     max_digits: int = 7
@@ -89,14 +91,18 @@ class GenerationSpec:
     version: int = GENERATOR_VERSION
 
     def fingerprint(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        if fields["test_seed"] == fields["seed"]:
+            # the plan of a set generated before test_seed existed: same files, same name
+            del fields["test_seed"]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def plan(self) -> list[dict]:
         """One entry per utterance: split, file name, digits and espeak-ng settings."""
         entries = []
         for split in SPLITS:
-            generator = rng(self.seed, "spoken_digits", split)
+            generator = rng(split_seed(self.seed, self.test_seed, split), "spoken_digits", split)
             for i in range(self.sizes.get(split, 0)):
                 count = int(generator.integers(self.min_digits, self.max_digits + 1))
                 digits = "".join(str(d) for d in generator.integers(0, 10, count))
@@ -200,8 +206,9 @@ class SpokenDigitsDataModule(SpeechDataModule):
     """Digit strings spoken by espeak-ng (module doc): 3000 / 300 / 300 utterances by default.
 
     ``train_size``, ``val_size``, ``test_size``, ``min_digits``, ``max_digits``,
-    ``speed``, ``pitch``, ``narrowband`` and ``seed`` shape the generated set (a new one
-    per combination); ``generation_workers`` is the size of the espeak-ng pool.
+    ``speed``, ``pitch``, ``narrowband``, ``seed`` and ``test_seed`` shape the generated
+    set (a new one per combination; test utterances follow from ``test_seed``, the
+    others from ``seed``); ``generation_workers`` is the size of the espeak-ng pool.
     Transcripts are digit words, "three one four".
     """
 
@@ -226,6 +233,7 @@ class SpokenDigitsDataModule(SpeechDataModule):
         super().__init__(**options)
         self.spec = GenerationSpec(
             seed=self.seed,
+            test_seed=self.test_seed,
             sizes={"train": train_size, "val": val_size, "test": test_size},
             min_digits=min_digits,
             max_digits=max_digits,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from datamodules.base import InMemoryDataModule, Split
 from datamodules.classification import ClassificationDataModule
 from datamodules.counting import compose_canvases
+from datamodules.label_noise import TrainingLabelNoise
 from datamodules.seeding import rng
 
 IMAGE_SIZE = 28
@@ -45,9 +46,10 @@ class SyntheticDataModule(ClassificationDataModule):
     Each class has a fixed smooth random pattern; a sample is its class's pattern at a
     random contrast in [0.5, 1] plus Gaussian pixel noise of std ``noise``, clipped to
     [0, 1]. A small CNN (or a linear model) learns it within an epoch, which makes it
-    the dataset for smoke tests and quick comparisons. Everything follows from
-    ``seed``; ``train_size`` (before the validation split) and ``test_size`` are small
-    by default. Binary and long-tail options work as on the real datasets.
+    the dataset for smoke tests and quick comparisons. Training and
+    validation samples follow from ``seed``; the class patterns and the test samples
+    from ``test_seed``. ``train_size`` (before the validation split) and ``test_size``
+    are small by default. Binary and long-tail options work as on the real datasets.
     """
 
     source_name = "synthetic"
@@ -71,13 +73,14 @@ class SyntheticDataModule(ClassificationDataModule):
 
     def load_source(self) -> tuple[Split, Split]:
         num_classes = len(self.source_class_names)
-        templates = class_templates(num_classes, rng(self.seed, "templates"))
+        # the class patterns are the task itself: fixed with the test set, by test_seed
+        templates = class_templates(num_classes, rng(self.test_seed, "templates"))
         return self._sample(templates, self.train_size, "train"), self._sample(
             templates, self.test_size, "test"
         )
 
     def _sample(self, templates: np.ndarray, size: int, split: str) -> Split:
-        generator = rng(self.seed, "synthetic", split)
+        generator = self.split_rng(split, "synthetic")
         labels = generator.integers(0, len(templates), size)
         contrast = generator.uniform(0.5, 1.0, (size, 1, 1))
         pixels = contrast * templates[labels] + self.noise * generator.standard_normal(
@@ -86,7 +89,7 @@ class SyntheticDataModule(ClassificationDataModule):
         return _to_uint8(pixels), torch.from_numpy(labels).long()
 
 
-class SyntheticRegressionDataModule(InMemoryDataModule):
+class SyntheticRegressionDataModule(TrainingLabelNoise, InMemoryDataModule):
     """Regression with MNIST's shapes (1x28x28) and no files; ``target`` picks the kind.
 
     - ``target: values`` (name ``synthetic_regression``): one Gaussian blob (sigma 2 px)
@@ -95,7 +98,10 @@ class SyntheticRegressionDataModule(InMemoryDataModule):
     - ``target: counts`` (name ``synthetic_counts``): k ~ Uniform{0..``max_count``}
       blobs in distinct jittered slots of a 4x4 grid; the target is k, float32 (N,).
 
-    Pixel noise of std ``noise`` is added; everything follows from ``seed``.
+    Pixel noise of std ``noise`` is added. Training and validation samples follow from
+    ``seed``, test samples from ``test_seed``. ``label_noise``: the fraction of training
+    targets replaced by a value drawn uniformly from [-1, 1] (values) or 0..``max_count``
+    (counts) (datamodules/label_noise.py).
     """
 
     problem_type = "regression"
@@ -123,11 +129,14 @@ class SyntheticRegressionDataModule(InMemoryDataModule):
         self.train_size, self.test_size = train_size, test_size
         self.max_count, self.noise = max_count, noise
 
+    def target_range(self) -> tuple[float, float]:
+        return (-1.0, 1.0) if self.target_kind == "values" else (0.0, float(self.max_count))
+
     def load_source(self) -> tuple[Split, Split]:
         return self._sample(self.train_size, "train"), self._sample(self.test_size, "test")
 
     def _sample(self, size: int, split: str) -> Split:
-        generator = rng(self.seed, "synthetic", split)
+        generator = self.split_rng(split, "synthetic")
         if self.target_kind == "values":
             low, high = self.MARGIN, IMAGE_SIZE - 1 - self.MARGIN
             centres = generator.uniform(low, high, (size, 2))

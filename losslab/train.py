@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from contextlib import nullcontext, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 
 import lightning as L
@@ -12,11 +14,13 @@ import torch
 from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from losslab import callbacks as guards
 from losslab import runs, validate
 from losslab.build import Components, build_components
+from losslab.config import ConfigError
 
 log = logging.getLogger("losslab")
 #: the closing summary goes to the console by print and to train.log through this logger
@@ -28,6 +32,11 @@ summary_log.setLevel(logging.INFO)
 CHECKPOINT_KEY = "losslab"
 #: float32 matmul precision of a config without the key: configs/train.yaml's value
 DEFAULT_MATMUL_PRECISION = "high"
+#: the pyproject extra that installs the package of each optional logger class
+LOGGER_EXTRAS = {"MLFlowLogger": "mlflow", "WandbLogger": "wandb"}
+#: MLflow 3 refuses its file store (configs/logger/mlflow.yaml: a folder in the run
+#: folder, no server or database) unless this variable opts in; set unless already set
+MLFLOW_FILE_STORE_OPT_IN = "MLFLOW_ALLOW_FILE_STORE"
 
 
 def set_matmul_precision(cfg: DictConfig) -> str:
@@ -73,10 +82,13 @@ def train(cfg: DictConfig) -> dict:
     with (
         runs.claim(run_dir, cfg, is_main_process=is_main) as resume_from,
         runs.log_to_file(run_dir / runs.LOG_FILE) if is_main else nullcontext(),
+        _finishing_loggers(trainer),
     ):
         log.info(
             "run folder %s%s", run_dir, f" (resuming from {resume_from})" if resume_from else ""
         )
+        if is_main:
+            _restore_logger_stores(trainer)
         fit_started = time.perf_counter()
         trainer.fit(
             parts.task, datamodule=parts.datamodule, ckpt_path=resume_from, weights_only=True
@@ -111,7 +123,7 @@ def _make_trainer(cfg: DictConfig, names: dict[str, str]) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     callbacks = guards.complete(callbacks)  # non-finite loss guard, generator states
     callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True), names))
-    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
+    loggers = [_make_logger(key, lg) for key, lg in (cfg.get("logger") or {}).items()]
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -120,6 +132,65 @@ def _make_trainer(cfg: DictConfig, names: dict[str, str]) -> L.Trainer:
         # without a ModelCheckpoint in the config Lightning would add one of its own
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
+
+
+def _make_logger(key: str, node: DictConfig):
+    """The logger of ``node``; a missing package (mlflow, wandb) is a ConfigError naming
+    the extra that installs it, before any data is read."""
+    target = str(node.get("_target_", "?"))
+    if target.endswith("MLFlowLogger") and str(node.get("tracking_uri", "")).startswith("file:"):
+        os.environ.setdefault(MLFLOW_FILE_STORE_OPT_IN, "true")
+    try:
+        return instantiate(node)
+    except Exception as error:  # hydra wraps what the class raised
+        cause = error
+        while cause is not None and not isinstance(cause, ImportError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        extra = LOGGER_EXTRAS.get(target.rsplit(".", 1)[-1])
+        install = (
+            f"pip install -e '.[{extra}]' (the {extra!r} extra of losslab)"
+            if extra
+            else "install the package it names"
+        )
+        raise ConfigError(
+            f"logger {key!r} ({target}) needs a package that is not installed: {cause}. "
+            f"Install it with {install}, or choose another logger (logger=default, "
+            f"logger=csv, logger=none)."
+        ) from error
+
+
+def _restore_logger_stores(trainer: L.Trainer) -> None:
+    """Remake the MLflow file store's folder if ``overwrite=true`` just emptied the run folder.
+
+    MLflow makes its store when the logger is built, before the run folder is claimed,
+    and then refuses a store whose folder is gone; the other loggers make theirs on
+    first use.
+    """
+    for logger in trainer.loggers:
+        store = logger.save_dir if isinstance(logger, MLFlowLogger) else None
+        if store and not Path(store).is_dir():
+            from mlflow.store.tracking.file_store import FileStore
+
+            FileStore(store)  # makes the store's folders, as building the logger did
+
+
+@contextmanager
+def _finishing_loggers(trainer: L.Trainer) -> Iterator[None]:
+    """Ends the run's wandb run when the run ends, however it ends.
+
+    wandb keeps one run per process open until it exits, and Lightning's WandbLogger
+    joins an open one: without this, the next run of a sweep in the same process (Hydra's
+    basic launcher) would log into the first one's wandb run, and its files would only be
+    complete at exit.
+    """
+    try:
+        yield
+    finally:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+                logger.experiment.finish()
 
 
 def _final_metrics(trainer: L.Trainer, parts: Components) -> dict:
@@ -136,6 +207,7 @@ def _final_metrics(trainer: L.Trainer, parts: Components) -> dict:
     # limit_val_batches=0 / limit_test_batches=0: no results, an empty record
     return {
         "weights": weights or "final",
+        "selected_on": _selected_on(trainer) if weights else None,
         "val": _floats(val[0]) if val else {},
         "test": _floats(test[0]) if test else {},
     }
@@ -147,6 +219,16 @@ def _final_weights(trainer: L.Trainer) -> str | None:
     if callback is not None and callback.best_model_path:
         return "best"
     return None
+
+
+def _selected_on(trainer: L.Trainer) -> str:
+    """The metric and split that picked the evaluated checkpoint: ``"val/miou (max)"``.
+
+    Read from the checkpoint callback that chose it; the split is the metric's prefix
+    (the task's monitor is a validation metric, so the test split never selects).
+    """
+    callback = trainer.checkpoint_callback
+    return f"{callback.monitor} ({callback.mode})"
 
 
 def _floats(metrics: dict) -> dict[str, float]:

@@ -42,7 +42,8 @@ def test_generated_from_the_seed():
     for split in ("train", "val", "test"):
         assert torch.equal(a.splits[split][0], b.splits[split][0])
         assert torch.equal(a.splits[split][1], b.splits[split][1])
-    assert not torch.equal(a.splits["test"][0], c.splits["test"][0])
+    assert not torch.equal(a.splits["train"][0], c.splits["train"][0])
+    assert torch.equal(a.splits["test"][0], c.splits["test"][0])  # test_seed, not seed
 
 
 def test_classes_are_learnable():

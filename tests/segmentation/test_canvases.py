@@ -151,7 +151,8 @@ def test_canvases_are_fixed_by_the_seed(mnist_root):
     for name in ("train", "val", "test"):
         assert torch.equal(a.splits[name][0], b.splits[name][0])
         assert torch.equal(a.splits[name][1], b.splits[name][1])
-    assert not torch.equal(a.splits["test"][1], c.splits["test"][1])
+    assert not torch.equal(a.splits["train"][1], c.splits["train"][1])
+    assert torch.equal(a.splits["test"][1], c.splits["test"][1])  # test_seed draws the test
 
 
 def test_synthetic_shapes_are_what_their_label_says():
