@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from losslab.build import build_components
@@ -34,7 +35,27 @@ def stored_config(ckpt_path: str | Path, checkpoint: dict | None = None) -> Dict
         )
     # refused before anything is built: instantiate would call any _target_ it names
     check_targets(record["config"], where=f"the config stored in {path}")
-    return OmegaConf.create(record["config"])
+    return _with_old_test_seed(OmegaConf.create(record["config"]))
+
+
+def _with_old_test_seed(cfg: DictConfig) -> DictConfig:
+    """A run stored before ``data.test_seed`` existed drew its test split from ``seed``.
+
+    Keep scoring such a checkpoint on the test set it was scored on in training.
+    """
+    data = cfg.get("data")
+    if data is None or "test_seed" in data or "seed" not in data or "_target_" not in data:
+        return cfg
+    try:
+        target = get_class(data._target_)
+    except Exception:  # a factory function, not a class: nothing to infer
+        return cfg
+    # keyword arguments pass up the class tree (**common): look at every __init__ on it
+    inits = [vars(k)["__init__"] for k in getattr(target, "__mro__", ()) if "__init__" in vars(k)]
+    if any("test_seed" in inspect.signature(init).parameters for init in inits):
+        with open_dict(cfg):
+            cfg.data.test_seed = data.seed
+    return cfg
 
 
 def evaluate(

@@ -151,3 +151,18 @@ def test_last_checkpoint_every_n_steps_within_an_epoch(make_config, tmp_path):
     assert not list((tmp_path / "run/checkpoints").glob("*.partial"))
     resumed = train(make_config(*common, f"run_dir={tmp_path / 'run'}", "resume=true"))
     assert resumed["steps"] == 8 and resumed["epochs"] == 1
+
+
+@pytest.mark.parametrize("stored_test_seed", [None, 5])
+def test_a_run_stored_before_test_seed_is_scored_on_its_own_seeds_test_set(
+    tmp_path, stored_test_seed
+):
+    data = {"_target_": "datamodules.RotatedDigitsDataModule", "seed": 3}
+    if stored_test_seed is not None:
+        data["test_seed"] = stored_test_seed
+    config = {"task": {"_target_": "tasks.RegressionTask", "_partial_": True}, "data": data}
+    checkpoint = tmp_path / "old.ckpt"
+    torch.save({"state_dict": {}, "losslab": {"config": config, "names": {}}}, checkpoint)
+    # before data.test_seed the test split came from seed; a stored test_seed is kept
+    expected = 3 if stored_test_seed is None else stored_test_seed
+    assert stored_config(checkpoint).data.test_seed == expected
