@@ -58,7 +58,7 @@ class ImageFolderDataModule(FolderDataModule):
         bad.raise_if_any()
         if not self.files:
             raise FolderDataError(f"{self.path}: no image found")
-        self.spec = image_spec(self.folder, self.files[0], *self.image_options)
+        self.spec = image_spec(self.folder, self.files, *self.image_options)
         self.input_shape = self.spec.shape
 
 
@@ -432,6 +432,7 @@ class RankingFolder(CsvFolder):
                 bad.stop("relevance grades that are not non-negative whole numbers", f"{name}: {cell!r}")
                 continue
             queries.setdefault(query, []).append((position[name], int(grade)))
+        bad.raise_if_any()
         self.query_ids = sorted(queries)
         self.queries = [queries[q] for q in self.query_ids]
         sizes = [len(q) for q in self.queries] or [0]
