@@ -259,7 +259,7 @@ def test_csv_rows_naming_missing_files_stop(tmp_path, caplog):
 
 def test_regression_needs_a_column_choice_and_counts_are_checked(tmp_path):
     write_regression(tmp_path / "reg", count=4)
-    with pytest.raises(FolderDataError, match="2 value columns .brightness, level.; choose one"):
+    with pytest.raises(FolderDataError, match=r"2 value columns .brightness, level.; choose one"):
         build(tmp_path / "reg", "regression")
     module = build(tmp_path / "reg", "regression", target_column=1, target_kind="counts")
     assert module.target_kind == "counts" and module.targets.tolist() == [0, 1, 2, 3]
@@ -313,7 +313,7 @@ def test_an_option_of_another_layout_is_refused_naming_the_valid_ones(tmp_path):
     data = write_class_folders(tmp_path / "pets", per_class=2)
     with pytest.raises(ValueError, match=r"option\(s\) label_separator, list_size do not apply"):
         build(data, label_separator=";", list_size=3)
-    with pytest.raises(ValueError, match="options it reads: .*image_size.*split_dir"):
+    with pytest.raises(ValueError, match=r"options it reads: .*image_size.*split_dir"):
         build(data, sample_rate=16000)
     build(data, label_separator=None)  # None: not set
 
