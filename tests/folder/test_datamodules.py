@@ -304,6 +304,8 @@ def test_gan_reads_a_flat_folder_as_one_class(tmp_path):
     module.setup()
     x = next(iter(module.train_dataloader())).inputs
     assert x.min() >= -1 and x.max() <= 1
+    with pytest.raises(FolderDataError, match=r"fewer than data\.batch_size=64"):
+        build(tmp_path / "flat", "gan").setup()  # 7 training images, full batches only
 
 
 # -- options -----------------------------------------------------------------------------------

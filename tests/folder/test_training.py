@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from losslab.train import train
 from tests.folder.conftest import (
     write_class_folders,
@@ -67,7 +65,6 @@ def test_metric_learning_trains_on_some_classes_and_retrieves_others(tmp_path, m
     assert record["test"]["test/map_at_r"] > 0
 
 
-@pytest.mark.slow
 def test_gan_trains_on_a_flat_folder(tmp_path, make_config):
     from tests.folder.conftest import pattern, write_png
 
