@@ -207,7 +207,9 @@ class CsvFolder(ImageFolderDataModule):
         if self.rows_are_samples:
             self.assignment = read_split_files(self.folder, self.files, bad, split_dir)
         elif split_dir is not None:
-            raise FolderDataError(f"data.split_dir does not apply to the {self.problem_type} layout")
+            raise FolderDataError(
+                f"data.split_dir does not apply to the {self.problem_type} layout"
+            )
         self.finish_index(bad)
 
     #: True when each row is one sample (multilabel, regression); ranking rows are items
@@ -280,7 +282,10 @@ class MultilabelFolder(CsvFolder):
             for row, labels in zip(rows, per_image, strict=True):
                 for label in labels:
                     if label not in known:
-                        bad.stop(f"labels that {classes_file.name} does not declare", f"{row[0]}: {label}")
+                        bad.stop(
+                            f"labels that {classes_file.name} does not declare",
+                            f"{row[0]}: {label}",
+                        )
         else:
             classes = sorted(set().union(*per_image)) if per_image else []
         if len(classes) < 1:
@@ -429,7 +434,10 @@ class RankingFolder(CsvFolder):
                 if grade < 0 or grade != int(grade):
                     raise ValueError
             except ValueError:
-                bad.stop("relevance grades that are not non-negative whole numbers", f"{name}: {cell!r}")
+                bad.stop(
+                    "relevance grades that are not non-negative whole numbers",
+                    f"{name}: {cell!r}",
+                )
                 continue
             queries.setdefault(query, []).append((position[name], int(grade)))
         bad.raise_if_any()
@@ -450,7 +458,8 @@ class RankingFolder(CsvFolder):
             return
         images = self.load_images()
         count = len(self.queries)
-        rest, test = _draw(count, self.test_size, rng(self.test_seed, "folder_test"), "data.test_size")
+        test_rng = rng(self.test_seed, "folder_test")
+        rest, test = _draw(count, self.test_size, test_rng, "data.test_size")
         keep, val = _draw(len(rest), self.val_size, rng(self.seed, "val"), "data.val_size")
         plan = {"train": rest[keep], "val": rest[val], "test": test}
         bad = self.bad_data()
@@ -475,7 +484,8 @@ class RankingFolder(CsvFolder):
                 continue
             order = query_lists(len(members), self.list_size, rng(self.seed, "queries", split, q))
             if len(members) % self.list_size:
-                bad.skip("query items left over after cutting lists", f"{query} ({len(members) % self.list_size})")
+                left = len(members) % self.list_size
+                bad.skip("query items left over after cutting lists", f"{query} ({left})")
             cut = members[order]  # (lists, L, 2)
             ordered = has_order(cut[:, :, 1])
             for _ in range(int((~ordered).sum())):
