@@ -180,6 +180,13 @@ def test_empty_class_and_single_class_stop(tmp_path):
         build(tmp_path / "one")
 
 
+def test_a_class_only_in_test_stops(tmp_path):
+    write_class_folders(tmp_path / "d" / "train", classes=("a", "b"), per_class=2)
+    write_class_folders(tmp_path / "d" / "test", classes=("a", "c"), per_class=1)
+    with pytest.raises(FolderDataError, match=r"classes in test/ that train/ lacks \(1\): test/c"):
+        build(tmp_path / "d")
+
+
 def test_other_files_and_loose_images_are_skipped_and_logged(tmp_path, caplog):
     data = write_class_folders(tmp_path / "pets", per_class=2)
     (data / "ants" / "notes.txt").write_text("x")
