@@ -35,7 +35,7 @@ def build_components(cfg: DictConfig) -> Components:
     choices, before any download or file access.
     """
     task_cls = _task_class(cfg)
-    datamodule = _instantiate(cfg.data, "data")
+    datamodule = _instantiate(cfg.data, "data", **_folder_problem_type(cfg, task_cls))
     info = DataInfo.of(datamodule)
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     try:
@@ -93,10 +93,21 @@ def _task_class(cfg: DictConfig) -> type[TaskCore]:
     return cls
 
 
-def _instantiate(node: DictConfig, group: str):
+#: the dispatcher of data=folder (configs/data/folder.yaml): the task names the layout
+FOLDER_TARGET = "datamodules.folder.folder_datamodule"
+
+
+def _folder_problem_type(cfg: DictConfig, task_cls: type[TaskCore]) -> dict:
+    """``{"problem_type": <the task's>}`` for data=folder left at problem_type null, else {}."""
+    if cfg.data.get("_target_") == FOLDER_TARGET and cfg.data.get("problem_type") is None:
+        return {"problem_type": task_cls.problem_type}
+    return {}
+
+
+def _instantiate(node: DictConfig, group: str, **overrides):
     # plain lists and dicts, not OmegaConf containers: constructors store their arguments as
     # hyperparameters in checkpoints, which torch.load(weights_only=True) must read back
     try:
-        return instantiate(node, _convert_="all")
+        return instantiate(node, _convert_="all", **overrides)
     except InstantiationException as error:
         raise ConfigError(f"cannot build {group}: {error}") from error

@@ -47,12 +47,27 @@ def dataset_info(name: str) -> DataInfo:
     return DataInfo.of(instantiate(cfg.data))
 
 
+#: data configs read from the user's files (``data.path=...``): no DataInfo without a path
+USER_DATA = ("folder",)
+
+
 def datasets() -> dict[str, DataInfo]:
-    return {name: dataset_info(name) for name in group_options("data")}
+    return {name: dataset_info(name) for name in group_options("data") if name not in USER_DATA}
+
+
+def folder_layouts() -> tuple[str, ...]:
+    """The problem types ``data=folder`` reads (datamodules/folder/__init__.py)."""
+    from datamodules.folder import LAYOUTS
+
+    return tuple(LAYOUTS)
 
 
 def datasets_for(problem_type: str) -> list[str]:
-    return [name for name, info in datasets().items() if info.problem_type == problem_type]
+    """The dataset configs of ``problem_type``; ``folder`` last when it has that layout."""
+    names = [name for name, info in datasets().items() if info.problem_type == problem_type]
+    if "folder" in group_options("data") and problem_type in folder_layouts():
+        names.append("folder")
+    return names
 
 
 def losses_by_dataset(task: type[TaskCore]) -> dict[str, list[str]]:
@@ -60,6 +75,7 @@ def losses_by_dataset(task: type[TaskCore]) -> dict[str, list[str]]:
     return {
         name: compatible_losses(task, dataset_info(name))
         for name in datasets_for(task.problem_type)
+        if name not in USER_DATA
     }
 
 
@@ -76,6 +92,8 @@ def listing() -> str:
             lines += ["  no dataset config of this problem type yet", ""]
             continue
         lines.append(f"  data:  {', '.join(per_dataset)}")
+        if task.problem_type in folder_layouts():
+            lines.append("         folder (data.path=<your files>; docs/own_data.md)")
         everywhere = set.intersection(*(set(v) for v in per_dataset.values()))
         lines.append(f"  loss:  {', '.join(sorted(everywhere))}")
         some_only = defaultdict(list)
@@ -98,6 +116,7 @@ def listing() -> str:
         "  python scripts/train.py task=regression loss=huber data=rotated_fashion_mnist",
         "  python scripts/train.py task=segmentation loss=dice+cross_entropy   # a sum of losses",
         "  python scripts/train.py loss=focal+cross_entropy loss.terms.focal.weight=0.5",
+        "  python scripts/train.py data=folder data.path=my_images   # one subfolder per class",
     ]
     return "\n".join(lines)
 

@@ -114,6 +114,12 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
+#: data=folder (configs/data/folder.yaml): its data.* options may be null (the layout's
+#: default), and its test_size may be a fraction like val_size
+FOLDER_TARGET = "datamodules.folder.folder_datamodule"
+FOLDER_CHECKS: dict[str, Callable[[Any], str | None]] = {"data.test_size": _val_size}
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` listing every key of ``cfg`` with a wrong type or range.
 
@@ -122,7 +128,10 @@ def check_config(cfg: DictConfig) -> None:
     ``max_steps=-1``) with a schedule that needs the run length.
     """
     problems = []
+    folder = OmegaConf.select(cfg, "data._target_", default=None) == FOLDER_TARGET
     for key, check in CHECKS.items():
+        if folder:
+            check = FOLDER_CHECKS.get(key, check)
         if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
             continue
         try:
@@ -130,9 +139,16 @@ def check_config(cfg: DictConfig) -> None:
         except Exception as error:  # an interpolation that does not resolve
             problems.append(f"{key}: {error}")
             continue
+        if folder and value is None and key.startswith("data."):
+            continue  # null: the folder layout's default
         expected = check(value)
         if expected is not None:
             problems.append(f"{key}={value!r} must be {expected}")
+    if folder and OmegaConf.is_missing(cfg.data, "path"):
+        problems.append(
+            "data=folder needs data.path=<the folder (or CSV file) of your data> "
+            "(docs/own_data.md)"
+        )
     problems += _size_problems(cfg)
     if not problems:
         problems += _length_problems(cfg)
