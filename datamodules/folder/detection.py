@@ -68,8 +68,10 @@ from datamodules.voc_detection import (
 log = logging.getLogger(__name__)
 
 BAD_BOX_POLICIES = ("error", "skip")
-#: the file naming a VOC folder's classes, one per line
-CLASSES_FILE = "classes.txt"
+#: the files naming a VOC folder's classes, one per line: ours, labelme's export
+CLASSES_FILES = ("classes.txt", "class_names.txt")
+#: labelme's name of the background (line 0 of class_names.txt): not a detection class
+LABELME_BACKGROUND = "_background_"
 
 #: one image as listed: (photo path, its annotation as (h, w, names, boxes, difficult))
 Listed = tuple[Path, VOCObjects]
@@ -119,11 +121,18 @@ class BoxChecker:
 
 
 def coco_categories(data: dict, source: Path) -> tuple[list[int], list[str]]:
-    """(category ids in increasing order, their names): label k is ``ids[k]``."""
+    """(category ids in increasing order, their names): label k is ``ids[k]``.
+
+    labelme's ``_background_`` category is left out unless an annotation uses it.
+    """
     categories = data.get("categories")
     if not categories:
         raise FolderDataError(f"{source}: no 'categories' list; COCO JSON needs one")
-    ordered = sorted(categories, key=lambda c: c["id"])
+    used = {int(a["category_id"]) for a in data.get("annotations", []) if "category_id" in a}
+    ordered = sorted(
+        (c for c in categories if c.get("name") != LABELME_BACKGROUND or int(c["id"]) in used),
+        key=lambda c: c["id"],
+    )
     ids = [int(c["id"]) for c in ordered]
     if len(set(ids)) != len(ids):
         raise FolderDataError(f"{source}: category ids repeat: {ids}")
@@ -201,10 +210,14 @@ def _header_size(path: Path) -> tuple[int, int]:
 
 
 def voc_class_names(folder: Path) -> list[str]:
-    """``classes.txt`` of the folder, else every object name in Annotations/, sorted."""
-    listed = folder / CLASSES_FILE
-    if listed.is_file():
+    """``classes.txt`` of the folder, else every object name in Annotations/, sorted.
+
+    labelme's ``class_names.txt`` is read too, without its ``_background_`` line.
+    """
+    listed = next((folder / n for n in CLASSES_FILES if (folder / n).is_file()), None)
+    if listed is not None:
         names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
+        names = [n for n in names if n != LABELME_BACKGROUND]
         if len(set(names)) != len(names):
             raise FolderDataError(f"{listed}: class names repeat: {names}")
         return names
@@ -236,7 +249,7 @@ def read_voc(
         record = read_voc_xml(xml, image if image.is_file() else None)
         for name, _, _ in record.objects:
             if name not in names:
-                bad.stop(f"objects of classes not in {CLASSES_FILE} {names}", f"{xml.name}: {name!r}")
+                bad.stop(f"objects of classes not in {CLASSES_FILES[0]} {names}", f"{xml.name}: {name!r}")
         objects = [o for o in record.objects if o[0] in names]
         boxes = torch.tensor([box for _, box, _ in objects], dtype=torch.float64).reshape(-1, 4)
         labels = torch.tensor([names.index(name) for name, _, _ in objects], dtype=torch.int64)

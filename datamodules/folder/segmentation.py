@@ -7,6 +7,9 @@
     <dir>/classes.txt                     class names, one a line; line k = class k
     <dir>/train.txt, val.txt, test.txt    optional fixed splits (stems or file names)
 
+Pascal VOC's and labelme's export layout (``JPEGImages/`` + ``SegmentationClassPNG/`` or
+``SegmentationClass/``, ``class_names.txt``) is read too.
+
 Masks are index PNGs: 8-bit grey (``L``: the pixel value is the class) or palette PNGs
 (``P``, as Pascal VOC's ``SegmentationClass``: the palette *index* is the class, the
 colours only show it). RGB masks are refused (a colour is not a class index). The
@@ -48,8 +51,14 @@ from datamodules.folder.common import (
 )
 from datamodules.segmentation import VOID, distinct_palette, to_int64
 
-#: the file naming the classes, one per line (line order = class index)
-CLASSES_FILE = "classes.txt"
+#: the files naming the classes, one per line (line order = class index): ours, labelme's
+CLASSES_FILES = ("classes.txt", "class_names.txt")
+#: (photo folder, mask folder) pairs tried in order: ours, then Pascal VOC's / labelme's
+FOLDER_PAIRS = (
+    ("images", "masks"),
+    ("JPEGImages", "SegmentationClassPNG"),
+    ("JPEGImages", "SegmentationClass"),
+)
 #: mask file endings tried for a photo's stem, in order
 MASK_SUFFIXES = (".png", ".PNG", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -126,8 +135,8 @@ def read_stem_splits(
 
 def class_names_of(path: Path, num_classes: int | None) -> list[str]:
     """``classes.txt`` of ``path``, else ``class_0..`` of ``num_classes``; they must agree."""
-    listing = path / CLASSES_FILE
-    if listing.is_file():
+    listing = next((path / n for n in CLASSES_FILES if (path / n).is_file()), None)
+    if listing is not None:
         names = read_lines(listing)
         if len(set(names)) != len(names):
             raise FolderDataError(f"{listing}: class names repeat: {names}")
@@ -140,7 +149,7 @@ def class_names_of(path: Path, num_classes: int | None) -> list[str]:
         return names
     if num_classes is None:
         raise FolderDataError(
-            f"{path}: no {CLASSES_FILE}; write the class names one per line (line k = "
+            f"{path}: no {CLASSES_FILES[0]}; write the class names one per line (line k = "
             "mask value k), or give data.num_classes"
         )
     if num_classes < 2:
@@ -181,11 +190,15 @@ class SegmentationFolder(FolderDataModule):
         self.void_value = VOID if void_value is None else int(void_value)
         if not 0 <= self.void_value <= 255:
             raise ValueError(f"void_value must be a mask value in 0..255, got {void_value}")
-        if not self.path.is_dir() or not (self.path / "images").is_dir():
+        pair = next(
+            (p for p in FOLDER_PAIRS if all((self.path / f).is_dir() for f in p)), None
+        )
+        if pair is None:
             raise FolderDataError(
-                f"{self.path}: for segmentation, data.path is a folder holding images/ and "
+                f"data.path={str(self.path)!r}: for segmentation, a folder holding images/ and "
                 "masks/ (matching stems) and classes.txt"
             )
+        self.image_folder, self.mask_folder = pair
         self.class_names = class_names_of(self.path, num_classes)
         self.num_classes = len(self.class_names)
         if self.num_classes > VOID:
@@ -198,25 +211,23 @@ class SegmentationFolder(FolderDataModule):
             )
         self.name = f"folder_{self.path.name}"
         bad = self.bad_data()
-        self.files = image_files(self.path / "images", bad, "images/")
+        self.files = image_files(self.path / self.image_folder, bad, f"{self.image_folder}/")
         self.masks = self._match_masks(bad)
         stems = [Path(f).stem for f in self.files]
         where = self.path if split_dir is None else self.path / split_dir
         if split_dir is not None and not (where / "train.txt").is_file():
             raise FolderDataError(f"data.split_dir={split_dir!r}: no train.txt in {where}")
-        self.assignment = read_stem_splits(where, stems, bad, "images/")
+        self.assignment = read_stem_splits(where, stems, bad, f"{self.image_folder}/")
         bad.raise_if_any()
         if not self.files:
-            raise FolderDataError(f"{self.path / 'images'}: no image found")
+            raise FolderDataError(f"{self.path / self.image_folder}: no image found")
         self.spec = image_spec(self.path, self.files[0], image_size, channels, resize)
         self.input_shape = self.spec.shape
         self.palette = self._palette()
 
     def _match_masks(self, bad: BadData) -> list[str]:
         """The mask of each image (``masks/<stem>.png``); photos without one stop the run."""
-        mask_dir = self.path / "masks"
-        if not mask_dir.is_dir():
-            raise FolderDataError(f"{self.path}: no masks/ folder beside images/")
+        mask_dir = self.path / self.mask_folder
         stems: dict[str, str] = {}
         for name in self.files:
             stem = Path(name).stem
@@ -229,13 +240,13 @@ class SegmentationFolder(FolderDataModule):
         for name in self.files:
             found = available.get(Path(name).stem)
             if found is None:
-                bad.stop("photos without a mask (masks/<stem>.png)", name)
+                bad.stop(f"photos without a mask ({self.mask_folder}/<stem>.png)", name)
                 masks.append("")
             else:
-                masks.append(f"masks/{found.name}")
+                masks.append(f"{self.mask_folder}/{found.name}")
         for stem, mask in sorted(available.items()):
             if stem not in stems:
-                bad.skip("masks without a photo", f"masks/{mask.name}")
+                bad.skip("masks without a photo", f"{self.mask_folder}/{mask.name}")
         return masks
 
     def _palette(self) -> list[tuple[int, int, int]]:
