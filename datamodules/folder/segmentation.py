@@ -268,8 +268,22 @@ class SegmentationFolder(FolderDataModule):
         return {"layout": type(self).__name__}
 
     def load_images(self) -> torch.Tensor:
-        images = super().load_images()
-        self.targets = self.load_masks()
+        """The photos; the masks go to ``self.targets``. Problems of both in one report."""
+        errors: list[FolderDataError] = []
+        images = None
+        try:
+            self.targets = self.load_masks()
+        except FolderDataError as error:
+            errors.append(error)
+        try:
+            images = super().load_images()
+        except FolderDataError as error:
+            errors.append(error)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            problems = {k: v for e in errors for k, v in e.problems.items()}
+            raise FolderDataError(" ".join(str(e) for e in errors), problems)
         return images
 
     def load_masks(self) -> torch.Tensor:
