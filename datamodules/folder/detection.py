@@ -107,10 +107,13 @@ class BoxChecker:
         """The annotation with bad boxes recorded and dropped, the rest clipped to the image."""
         boxes = boxes.float().reshape(-1, 4)
         bad = bad_box_mask(boxes, height, width)
-        record = self.bad.stop if self.policy == "error" else self.bad.skip
+        if self.policy == "error":
+            record, kind = self.bad.stop, f"{BAD_BOXES} (data.bad_boxes=skip drops them)"
+        else:
+            record, kind = self.bad.skip, BAD_BOXES
         for index in bad.nonzero().flatten().tolist():
             values = ", ".join(f"{v:g}" for v in boxes[index].tolist())
-            record(BAD_BOXES, f"{source} box {index} xyxy ({values}) in {width}x{height}")
+            record(kind, f"{source} box {index} xyxy ({values}) in {width}x{height}")
         keep = ~bad
         limits = torch.tensor([width, height, width, height], dtype=torch.float32)
         clipped = torch.minimum(boxes[keep].clamp(min=0), limits)
@@ -249,7 +252,9 @@ def read_voc(
         record = read_voc_xml(xml, image if image.is_file() else None)
         for name, _, _ in record.objects:
             if name not in names:
-                bad.stop(f"objects of classes not in {CLASSES_FILES[0]} {names}", f"{xml.name}: {name!r}")
+                bad.stop(
+                    f"objects of classes not in {CLASSES_FILES[0]} {names}", f"{xml.name}: {name!r}"
+                )
         objects = [o for o in record.objects if o[0] in names]
         boxes = torch.tensor([box for _, box, _ in objects], dtype=torch.float64).reshape(-1, 4)
         labels = torch.tensor([names.index(name) for name, _, _ in objects], dtype=torch.int64)

@@ -190,9 +190,7 @@ class SegmentationFolder(FolderDataModule):
         self.void_value = VOID if void_value is None else int(void_value)
         if not 0 <= self.void_value <= 255:
             raise ValueError(f"void_value must be a mask value in 0..255, got {void_value}")
-        pair = next(
-            (p for p in FOLDER_PAIRS if all((self.path / f).is_dir() for f in p)), None
-        )
+        pair = next((p for p in FOLDER_PAIRS if all((self.path / f).is_dir() for f in p)), None)
         if pair is None:
             raise FolderDataError(
                 f"data.path={str(self.path)!r}: for segmentation, a folder holding images/ and "
@@ -232,10 +230,15 @@ class SegmentationFolder(FolderDataModule):
         for name in self.files:
             stem = Path(name).stem
             if stem in stems:
-                bad.stop("photos sharing a stem (one mask cannot serve both)", f"{stems[stem]}, {name}")
+                bad.stop(
+                    "photos sharing a stem (one mask cannot serve both)", f"{stems[stem]}, {name}"
+                )
             stems[stem] = name
-        available = {Path(p).stem: p for p in sorted(mask_dir.iterdir(), reverse=True)
-                     if p.is_file() and p.suffix in MASK_SUFFIXES}
+        available = {
+            Path(p).stem: p
+            for p in sorted(mask_dir.iterdir(), reverse=True)
+            if p.is_file() and p.suffix in MASK_SUFFIXES
+        }
         masks = []
         for name in self.files:
             found = available.get(Path(name).stem)

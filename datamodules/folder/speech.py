@@ -164,7 +164,9 @@ def table_utterances(path: str | Path) -> tuple[list[FolderUtterance], list[str 
             continue
         key = str(audio_path.relative_to(path.parent)) if not Path(audio).is_absolute() else audio
         utterances.append(
-            FolderUtterance(key=key, text="", num_samples=0, path=audio_path, source=where, raw=text)
+            FolderUtterance(
+                key=key, text="", num_samples=0, path=audio_path, source=where, raw=text
+            )
         )
         splits.append(split)
     bad = BadData(path)
@@ -256,7 +258,9 @@ def foreign_letters(text: str) -> set[str]:
     stripped = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in stripped if not unicodedata.combining(c)).lower()
     return {
-        c for c in stripped if unicodedata.category(c).startswith("L") and c not in "abcdefghijklmnopqrstuvwxyz"
+        c
+        for c in stripped
+        if unicodedata.category(c).startswith("L") and c not in "abcdefghijklmnopqrstuvwxyz"
     }
 
 
@@ -364,7 +368,11 @@ class SpeechFolder(SpeechDataModule):
         if empty:
             log.warning(
                 "%s: %d of %d transcripts are empty after normalisation and are left out "
-                "(first: %s)", self.path, len(empty), len(utterances), empty[0].source
+                "(first: %s)",
+                self.path,
+                len(empty),
+                len(utterances),
+                empty[0].source,
             )
         splits = {name: [u for u in us if u.text] for name, us in splits.items()}
         empty_splits = [name for name, us in splits.items() if not us]

@@ -103,7 +103,9 @@ def write_coco(root: Path, count: int = 20, size: int = 48, seed: int = 0) -> Pa
     return path
 
 
-def write_voc(root: Path, count: int = 20, size: int = 48, seed: int = 0, splits: bool = True) -> Path:
+def write_voc(
+    root: Path, count: int = 20, size: int = 48, seed: int = 0, splits: bool = True
+) -> Path:
     """Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/{train,val,test}.txt."""
     generator = np.random.default_rng(seed)
     for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
@@ -113,7 +115,9 @@ def write_voc(root: Path, count: int = 20, size: int = 48, seed: int = 0, splits
         stem = f"2026_{n:04d}"
         ids.append(stem)
         objects = rectangles(generator, size)
-        Image.fromarray(draw(size, objects, generator)).save(root / "JPEGImages" / f"{stem}.jpg", quality=95)
+        Image.fromarray(draw(size, objects, generator)).save(
+            root / "JPEGImages" / f"{stem}.jpg", quality=95
+        )
         parts = "".join(
             f"<object><name>{('red', 'green')[label]}</name><difficult>0</difficult>"
             f"<bndbox><xmin>{x + 1}</xmin><ymin>{y + 1}</ymin><xmax>{x + w}</xmax>"
@@ -146,7 +150,11 @@ def tone(word_ids, rate: int, generator) -> np.ndarray:
 
 
 def write_speech_table(
-    root: Path, count: int = 30, rate: int = 8000, seed: int = 0, split_column: bool = False,
+    root: Path,
+    count: int = 30,
+    rate: int = 8000,
+    seed: int = 0,
+    split_column: bool = False,
     suffix: str = ".tsv",
 ) -> Path:
     """clips/*.wav|flac at ``rate`` and a table ``path<TAB>text`` (or CSV) of them."""
