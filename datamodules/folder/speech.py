@@ -133,7 +133,7 @@ def read_table(path: str | Path) -> list[tuple[str, str, str | None, str]]:
     for number, row in enumerate(rows[1:], 2):
         if not any(field.strip() for field in row):
             continue
-        where = f"{path}:{number}"
+        where = f"{path.name}:{number}"
         if len(row) < needed:
             short.append(where)
             continue

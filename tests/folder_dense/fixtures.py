@@ -174,3 +174,21 @@ def write_speech_table(
     table = root / f"list{suffix}"
     table.write_text("\n".join(lines) + "\n")
     return table
+
+
+def write_speech_tree(root: Path, speakers=(19, 26), per_chapter: int = 15, seed: int = 0) -> Path:
+    """The LibriSpeech layout (``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` and
+    16 kHz FLACs) holding the tone utterances of :func:`write_speech_table`."""
+    generator = np.random.default_rng(seed)
+    for speaker in speakers:
+        chapter = 100 + speaker
+        folder = root / str(speaker) / str(chapter)
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for n in range(per_chapter):
+            words = generator.integers(0, 2, int(generator.integers(1, 4))).tolist()
+            key = f"{speaker}-{chapter}-{n:04d}"
+            soundfile.write(folder / f"{key}.flac", tone(words, 16000, generator), 16000)
+            lines.append(f"{key} {' '.join(WORDS[w].upper() for w in words)}")
+        (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
+    return root
