@@ -12,7 +12,7 @@ import soundfile
 
 from datamodules.audio import read_audio
 from datamodules.folder import FolderDataError, folder_datamodule
-from datamodules.text import CharVocabulary
+from datamodules.text import DIGIT_WORDS, CharVocabulary
 from losslab.config import compose
 from losslab.train import train
 from tests.fixtures.librispeech import write_chapters
@@ -189,9 +189,8 @@ def test_asterisk_wavs_through_a_table(tmp_path):
     wavs = sorted(ASTERISK.glob("digits/[0-9].wav"))
     if len(wavs) < 10:
         pytest.skip("apt-get install asterisk-core-sounds-en-wav")
-    from datamodules.text import DIGIT_WORDS as words
 
-    rows = [f"{w}\t{words[int(w.stem)]}\t{'test' if w.stem in '01' else 'train'}" for w in wavs]
+    rows = [f"{w}\t{DIGIT_WORDS[int(w.stem)]}\t{'test' if w.stem in '01' else 'train'}" for w in wavs]
     rows[2] = rows[2].replace("train", "val")
     table = tmp_path / "digits.tsv"
     table.write_text("\n".join(["path\ttext\tsplit", *rows]) + "\n")
