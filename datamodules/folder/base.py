@@ -183,6 +183,12 @@ class FolderDataModule(InMemoryDataModule):
         splits = {name: self._take(images, plan[name]) for name in SPLITS}
         self.check_targets(splits)
         splits = {name: self.derive(split, name) for name, split in splits.items()}
+        if self.drop_last and len(splits["train"][1]) < self.batch_size:
+            raise FolderDataError(
+                f"{self.path}: the training split has {len(splits['train'][1])} images, fewer "
+                f"than data.batch_size={self.batch_size}, and incomplete batches are dropped: "
+                f"lower data.batch_size or add images"
+            )
         self.standardize = Standardize.fit(self.training_images(splits["train"][0]))
         self.splits = splits
 

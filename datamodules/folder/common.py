@@ -327,28 +327,34 @@ def channels_of_mode(mode: str) -> int:
 
 def image_spec(
     folder: Path,
-    first_image: str | None,
+    files: Sequence[str],
     image_size: int | Sequence[int] | None,
     channels: int | None,
     resize: str | None,
 ) -> ImageSpec:
     """The decode spec from the options; a None size or channel count is read from the
-    header of ``first_image`` (the first image of the sorted scan, no pixels decoded)."""
+    header of the first readable image of ``files`` (in sorted order; no pixels decoded).
+
+    An unreadable image before it is not reported here: decoding lists every one.
+    """
     size = None
     if image_size is not None:
         size = (int(image_size),) * 2 if isinstance(image_size, int) else tuple(image_size)
         if len(size) == 1:
             size = size * 2
     if size is None or channels is None:
-        if first_image is None:
-            raise FolderDataError(f"{folder}: no image found")
-        try:
-            mode, probed = probe_image(folder / first_image)
-        except (OSError, ValueError) as error:
+        probed = None
+        for name in files:
+            try:
+                mode, probed = probe_image(folder / name)
+                break
+            except (OSError, ValueError, SyntaxError):
+                continue
+        if probed is None:
             raise FolderDataError(
-                f"{folder / first_image}: cannot read the first image ({error}); it sets the "
-                f"image size and channels unless data.image_size and data.channels are given"
-            ) from error
+                f"{folder}: none of its {len(files)} image file(s) can be read (first: "
+                f"{files[0] if files else 'none'})"
+            )
         size = size or probed
         channels = channels or channels_of_mode(mode)
     return ImageSpec(int(channels), (int(size[0]), int(size[1])), resize or "crop")
