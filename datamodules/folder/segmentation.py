@@ -219,7 +219,7 @@ class SegmentationFolder(FolderDataModule):
         bad.raise_if_any()
         if not self.files:
             raise FolderDataError(f"{self.path / self.image_folder}: no image found")
-        self.spec = image_spec(self.path, self.files[0], image_size, channels, resize)
+        self.spec = image_spec(self.path, self.files, image_size, channels, resize)
         self.input_shape = self.spec.shape
         self.palette = self._palette()
 
