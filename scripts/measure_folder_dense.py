@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hydra.utils import instantiate
 
+from datamodules.folder import layout_class, layout_options
 from losslab.build import FOLDER_TARGET
 from losslab.config import compose
 from losslab.train import train
@@ -36,8 +37,10 @@ def make_datamodule(overrides: list[str], **extra):
     cfg = compose(overrides)
     options = {}
     if cfg.data.get("_target_") == FOLDER_TARGET:
-        options["problem_type"] = cfg.task._target_.split(".")[1]  # tasks.<problem>.<Task>
-        options.update(extra)
+        problem = cfg.task._target_.split(".")[1]  # tasks.<problem>.<Task>
+        options["problem_type"] = problem
+        accepted = layout_options(layout_class(problem))
+        options.update({k: v for k, v in extra.items() if k in accepted})
     return instantiate(cfg.data, _convert_="all", **options)
 
 
@@ -63,7 +66,7 @@ def main(label: str, overrides: list[str]) -> dict:
     start = time.perf_counter()
     dm.setup("fit")
     result["setup_s"] = round(time.perf_counter() - start, 2)
-    if folder and hasattr(dm, "cache"):
+    if folder and hasattr(dm, "cache"):  # layouts with a decode cache
         make_datamodule(overrides).setup("fit")  # writes the cache
         start = time.perf_counter()
         make_datamodule(overrides).setup("fit")

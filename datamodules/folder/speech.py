@@ -114,8 +114,10 @@ def read_table(path: str | Path) -> list[tuple[str, str, str | None, str]]:
     """
     path = Path(path)
     delimiter = TABLE_SUFFIXES.get(path.suffix.lower(), "\t")
-    with path.open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.reader(stream, delimiter=delimiter))
+    # a TSV's quotes are text (Common Voice sentences hold them); a CSV may quote fields
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        rows = list(csv.reader(stream, delimiter=delimiter, quoting=quoting))
     if not rows:
         raise FolderDataError(f"{path} is empty; expected a header line and one row per recording")
     header = rows[0]

@@ -12,6 +12,7 @@ import soundfile
 
 from datamodules.audio import read_audio
 from datamodules.folder import FolderDataError, folder_datamodule
+from datamodules.folder.speech import read_table
 from datamodules.text import DIGIT_WORDS, CharVocabulary
 from losslab.config import compose
 from losslab.train import train
@@ -55,6 +56,14 @@ def test_csv_split_column_and_sample_rate_option(tmp_path):
     assert {s: len(d) for s, d in dm.datasets.items()} == {"train": 18, "val": 6, "test": 6}
     u = dm.datasets["train"].utterances[0]
     assert u.num_samples == soundfile.info(str(u.path)).frames // 2
+
+
+def test_quotes_are_text_in_a_tsv_and_quoting_in_a_csv(tmp_path):
+    write_speech_table(tmp_path / "sp", count=10)
+    (tmp_path / "sp" / "q.tsv").write_text('path\ttext\nclips/c001.wav\t"quoted" text\n')
+    (tmp_path / "sp" / "q.csv").write_text('path,text\nclips/c001.wav,"low, high"\n')
+    assert read_table(tmp_path / "sp" / "q.tsv")[0][1] == '"quoted" text'
+    assert read_table(tmp_path / "sp" / "q.csv")[0][1] == "low, high"
 
 
 def test_librispeech_layout(tmp_path):
