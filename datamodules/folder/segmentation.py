@@ -292,7 +292,8 @@ class SegmentationFolder(FolderDataModule):
     def load_masks(self) -> torch.Tensor:
         """uint8 (N, H, W) label maps, void mapped to 255, values checked against the classes."""
         options = {**self.spec.key(), "layout": f"{type(self).__name__}.masks"}
-        key = self.cache.key(self.path, self.masks, options)
+        # the photos' stats are in the key too: decoding checks each mask against its photo
+        key = self.cache.key(self.path, [*self.files, *self.masks], options)
         cached = self.cache.load(key)
         if cached is not None and cached["masks"].shape[0] == len(self.masks):
             raw = cached["masks"]

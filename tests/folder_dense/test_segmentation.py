@@ -98,6 +98,22 @@ def test_split_files_fix_the_splits(folder, tmp_path):
     }  # fmt: skip
 
 
+def test_the_decode_cache_is_reused_and_invalidated_by_a_changed_mask(folder, tmp_path):
+    first = make(folder, tmp_path)
+    first.setup()
+    cached = sorted((tmp_path / "data" / "folder_cache").glob("*.pt"))
+    assert len(cached) == 2  # photos, masks
+    again = make(folder, tmp_path)
+    again.setup()
+    assert torch.equal(again.splits["train"][1], first.splits["train"][1])
+    assert sorted((tmp_path / "data" / "folder_cache").glob("*.pt")) == cached
+    values = np.asarray(Image.open(folder / "masks" / "img_001.png")).copy()
+    values[5, 5] = 3  # not a class any more
+    Image.fromarray(values, "L").save(folder / "masks" / "img_001.png")
+    with pytest.raises(FolderDataError, match=r"masks/img_001\.png \(values \[3\]\)"):
+        make(folder, tmp_path).setup()
+
+
 # -- bad data ---------------------------------------------------------------------------
 
 
