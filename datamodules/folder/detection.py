@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,15 +64,13 @@ from datamodules.voc_detection import (
     read_voc_xml,
 )
 
-log = logging.getLogger(__name__)
-
 BAD_BOX_POLICIES = ("error", "skip")
 #: the files naming a VOC folder's classes, one per line: ours, labelme's export
 CLASSES_FILES = ("classes.txt", "class_names.txt")
 #: labelme's name of the background (line 0 of class_names.txt): not a detection class
 LABELME_BACKGROUND = "_background_"
 
-#: one image as listed: (photo path, its annotation as (h, w, names, boxes, difficult))
+#: one image as listed: (photo path, its checked objects)
 Listed = tuple[Path, VOCObjects]
 
 
