@@ -69,17 +69,30 @@ def _number(node: ET.Element, tag: str, source: Path) -> float:
         raise DegenerateBoxError(f"{source}: <{tag}> is {text!r}, not a number") from None
 
 
-def parse_voc_annotation(
-    path: str | Path, class_names: Sequence[str] = VOC_CLASSES, image_path: str | Path | None = None
-) -> VOCObjects:
-    """The objects of one VOC XML annotation, checked (see :class:`VOCObjects`).
+@dataclass(frozen=True)
+class VOCRecord:
+    """One VOC XML as written, before any check: the size and each object's fields.
+
+    ``objects``: (class name, (x1, y1, x2, y2) in pixel edges, difficult) per
+    ``<object>``; coordinates converted from VOC's 1-based inclusive ``xmin..xmax``.
+    """
+
+    source: Path
+    height: int
+    width: int
+    objects: tuple[tuple[str, tuple[float, float, float, float], bool], ...]
+
+
+def read_voc_xml(path: str | Path, image_path: str | Path | None = None) -> VOCRecord:
+    """The size and objects of one VOC XML annotation, unchecked (see :class:`VOCRecord`).
 
     Reads the ``<object>`` children of ``<annotation>`` (a person layout's nested
     ``<part>`` elements are not objects). Coordinates may be integers (the devkit) or
     floats (labelme's export); an empty or missing ``<difficult>`` means 0. When
-    ``<size>`` is missing or zero the size is read from ``image_path``'s header.
-    Raises :class:`~datamodules.detection.DegenerateBoxError` naming the file and the
-    box for an empty box or one outside the image, ``ValueError`` for an unknown class.
+    ``<size>`` is missing or zero the size is read from ``image_path``'s header. Raises
+    :class:`~datamodules.detection.DegenerateBoxError` for an object without a box or
+    with a coordinate that is not a number. Boxes are not checked against the image:
+    :func:`parse_voc_annotation` does that (and folder datasets count them all).
     """
     path = Path(path)
     root = ET.parse(path).getroot()
@@ -91,28 +104,43 @@ def parse_voc_annotation(
             raise ValueError(f"{path}: no <size> and no image to read the size from")
         with Image.open(image_path) as image:
             width, height = image.size
-    boxes, labels, difficult = [], [], []
+    objects = []
     for obj in root.findall("object"):
         name = (obj.findtext("name") or "").strip()
-        if name not in class_names:
-            raise ValueError(f"{path}: unknown class {name!r}; expected one of {list(class_names)}")
         box = obj.find("bndbox")
         if box is None:
-            raise DegenerateBoxError(f"{path}: object {len(boxes)} ({name}) has no <bndbox>")
+            raise DegenerateBoxError(f"{path}: object {len(objects)} ({name}) has no <bndbox>")
         xmin, ymin, xmax, ymax = (
             _number(box, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax")
         )
-        boxes.append((xmin - 1, ymin - 1, xmax, ymax))
-        labels.append(list(class_names).index(name))
-        difficult.append((obj.findtext("difficult") or "0").strip() == "1")
-    checked = check_boxes(torch.tensor(boxes).reshape(-1, 4), height, width, str(path))
+        difficult = (obj.findtext("difficult") or "0").strip() == "1"
+        objects.append((name, (xmin - 1, ymin - 1, xmax, ymax), difficult))
+    return VOCRecord(path, height, width, tuple(objects))
+
+
+def parse_voc_annotation(
+    path: str | Path, class_names: Sequence[str] = VOC_CLASSES, image_path: str | Path | None = None
+) -> VOCObjects:
+    """The objects of one VOC XML annotation, checked (see :class:`VOCObjects`).
+
+    Read by :func:`read_voc_xml`. Raises
+    :class:`~datamodules.detection.DegenerateBoxError` naming the file and the box for
+    an empty box or one outside the image, ``ValueError`` for an unknown class.
+    """
+    record = read_voc_xml(path, image_path)
+    names = list(class_names)
+    for name, _, _ in record.objects:
+        if name not in names:
+            raise ValueError(f"{record.source}: unknown class {name!r}; expected one of {names}")
+    boxes = torch.tensor([box for _, box, _ in record.objects]).reshape(-1, 4)
+    checked = check_boxes(boxes, record.height, record.width, str(record.source))
     return VOCObjects(
-        path,
-        height,
-        width,
+        record.source,
+        record.height,
+        record.width,
         checked,
-        torch.tensor(labels, dtype=torch.int64),
-        torch.tensor(difficult, dtype=torch.bool),
+        torch.tensor([names.index(name) for name, _, _ in record.objects], dtype=torch.int64),
+        torch.tensor([difficult for _, _, difficult in record.objects], dtype=torch.bool),
     )
 
 
