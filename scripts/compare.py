@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from losslab.config import cli_errors  # noqa: E402
+from losslab.config import cli_errors
 
 
 def main(argv: list[str]) -> int:

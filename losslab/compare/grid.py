@@ -144,7 +144,10 @@ def _value(value: Any) -> str:
 
 
 def _parse_scalar(text: str) -> Any:
-    return OmegaConf.create({"v": text}).v if text else text
+    try:  # OmegaConf's YAML: 1e-3 is a float, true a bool, abc a string
+        return OmegaConf.to_container(OmegaConf.create(f"v: {text}"))["v"]
+    except Exception:
+        return text
 
 
 def _split_list(text: str) -> list[str]:

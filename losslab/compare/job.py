@@ -26,10 +26,10 @@ from omegaconf import DictConfig, open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import losslab.catalog  # noqa: E402, F401  (the --help listing, as scripts/train.py)
-from losslab import runs  # noqa: E402
-from losslab.build import build_components  # noqa: E402
-from losslab.train import train  # noqa: E402
+import losslab.catalog  # noqa: F401  (the --help listing, as scripts/train.py)
+from losslab import runs
+from losslab.build import build_components
+from losslab.train import train
 
 #: written into a run folder whose run raised; removed when the run starts again
 ERROR_FILE = "compare_error.json"

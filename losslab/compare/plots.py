@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-from losslab.compare.stats import Summary  # noqa: E402
+from losslab.compare.stats import Summary
 
 
 def _colours(labels: list[str]) -> dict[str, tuple]:

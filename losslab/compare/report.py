@@ -210,7 +210,7 @@ def _markdown(
     devices = sorted({str(e.get("device")) for e in table if e.get("device")})
     torches = sorted({str(e.get("torch")) for e in table if e.get("torch")})
     lines += [f"- runs' devices: {'; '.join(devices) or 'n/a'}", f"- runs' torch: {', '.join(torches) or 'n/a'}"]
-    lines += [f"- report machine: " + ", ".join(f"{k} {v}" for k, v in hardware().items()), ""]
+    lines += ["- report machine: " + ", ".join(f"{k} {v}" for k, v in hardware().items()), ""]
     return "\n".join(lines)
 
 

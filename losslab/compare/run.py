@@ -138,7 +138,7 @@ def run_multirun(words: list[str], log_file: Path | None = None) -> subprocess.C
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log_file.write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
     for line in result.stdout.splitlines():  # the runs' one-line summaries
-        if " seed " in line and "->" in line or "reused" in line:
+        if (" seed " in line and "->" in line) or "reused" in line:
             print("  " + line.rsplit("\r", 1)[-1], flush=True)
     for line in result.stderr.splitlines():
         if ": failed: " in line:
