@@ -100,7 +100,7 @@ def tune(
             "hydra.sweeper.max_failure_rate=1.0",
             f"hydra.sweeper.study_name={grid.name}_{variant.label}",
             f"hydra.sweep.dir={sweep_dir}",
-            *[f"hydra.sweeper.params.{k}={v}" for k, v in space.items()],
+            *[f"{k}={v}" for k, v in space.items()],  # the search space, as sweep overrides
             *(launcher if launcher is not None else grid.launcher),
         ]
         if rerun:
