@@ -54,7 +54,10 @@ def compare(words: Sequence[str] | Request) -> dict[str, Any]:
     _save_grid(out_dir, grid, extra, tuned)
     pending = to_run(planned, rerun=request.rerun, retry_failed=request.retry_failed)
     if pending:
-        launch(grid, pending, out_dir / "sweeps", rerun=request.rerun)
+        launch(
+            grid, pending, out_dir / "sweeps", rerun=request.rerun,
+            parallel=request.parallel_sweeps,
+        )  # fmt: skip
     result = report.build(out_dir, grid, planned, tuned=tuned)
     return {**result, "out_dir": out_dir, "trained": len(pending)}
 

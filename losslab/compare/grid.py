@@ -23,7 +23,7 @@ COMPARE_DIR = CONFIG_DIR / "compare"
 #: command-line words that shape the comparison rather than a run
 CONTROL_KEYS = (
     "name", "compare", "task", "data", "loss", "seed", "seeds", "rerun", "retry_failed",
-    "tune", "tune.trials", "tune.seed", "headline", "out", "runs_dir",
+    "tune", "tune.trials", "tune.seed", "headline", "out", "runs_dir", "parallel_sweeps",
 )  # fmt: skip
 #: keys of a compare YAML file
 FILE_KEYS = {
@@ -243,6 +243,8 @@ class Request:
     tune: bool = False
     out: Path | None = None
     runs_dir: str | None = None
+    #: how many (setting, loss) sweeps run at once (a SLURM grid: all of them)
+    parallel_sweeps: int = 1
 
 
 def parse_words(words: list[str]) -> Request:
@@ -290,6 +292,10 @@ def parse_words(words: list[str]) -> Request:
             request.out = Path(value)
         elif key == "runs_dir":
             request.runs_dir = value
+        elif key == "parallel_sweeps":
+            request.parallel_sweeps = int(value)
+            if request.parallel_sweeps < 1:
+                raise ConfigError(f"parallel_sweeps={value}: expected a count of at least 1")
         else:
             parts = _split_list(value)
             if len(parts) > 1 and not key.startswith(("+", "~")):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -98,14 +99,18 @@ def to_run(planned: list[Planned], *, rerun: bool, retry_failed: bool) -> list[P
 
 def launch(
     grid: Grid, pending: list[Planned], sweep_root: Path, *, rerun: bool = False,
-    launcher: list[str] | None = None,
+    launcher: list[str] | None = None, parallel: int = 1,
 ) -> list[subprocess.CompletedProcess]:  # fmt: skip
-    """Start the pending runs: one Hydra multirun per (setting, loss) over its seeds."""
+    """Start the pending runs: one Hydra multirun per (setting, loss) over its seeds.
+
+    ``parallel`` sweeps run at once (each a separate process that waits for its jobs):
+    with a cluster launcher, as many as there are sweeps puts the whole grid in the queue.
+    """
     groups: dict[tuple, list[Planned]] = {}
     for item in pending:
         key = tuple(w for w in item.overrides if not w.startswith("seed="))
         groups.setdefault(key, []).append(item)
-    done = []
+    commands = []
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     for index, (words, items) in enumerate(groups.items()):
         seeds = ",".join(str(p.cell.seed) for p in items)
@@ -118,8 +123,11 @@ def launch(
         ]
         if rerun:
             command.append("overwrite=true")
-        done.append(run_multirun(command, sweep_dir.with_suffix(".log")))
-    return done
+        commands.append((command, sweep_dir.with_suffix(".log")))
+    if parallel <= 1:
+        return [run_multirun(c, log) for c, log in commands]
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        return list(pool.map(lambda pair: run_multirun(*pair), commands))
 
 
 def run_multirun(words: list[str], log_file: Path | None = None) -> subprocess.CompletedProcess:

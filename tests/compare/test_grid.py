@@ -91,11 +91,11 @@ def test_misspelt_key_and_incompatible_loss_fail_before_training(tmp_path, monke
 
 
 def test_unknown_comparison_and_file_keys(tmp_path):
-    with pytest.raises(ConfigError, match="Unknown comparison 'nope'.*focal_imbalance"):
+    with pytest.raises(ConfigError, match=r"Unknown comparison 'nope'.*focal_imbalance"):
         grid.parse_words(["compare=nope"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: b\ntask: classification\nlosses: {cross_entropy: null}\nseed: [0]\n")
-    with pytest.raises(ConfigError, match="unknown key.*seed"):
+    with pytest.raises(ConfigError, match=r"unknown key.*seed"):
         grid.parse_words([f"compare={bad}"])
     with pytest.raises(ConfigError, match="not key=value"):
         grid.parse_words(["task"])

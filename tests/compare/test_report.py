@@ -11,6 +11,7 @@ import pytest
 
 from losslab.compare import compare, grid, report, report_only, run
 from losslab.compare.stats import summarize
+from losslab.config import ConfigError
 from tests.compare.helpers import words, write_run
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -114,7 +115,7 @@ def test_report_only_rebuilds_everything_from_the_runs(tmp_path, monkeypatch):
     assert (out / "results.csv").read_text() == before
     assert (out / "report.md").is_file() and (out / "headline.png").is_file()
     assert result["best"] == {"synthetic": "focal"}
-    with pytest.raises(Exception, match="holds no grid.yaml"):
+    with pytest.raises(ConfigError, match=r"holds no grid\.yaml"):
         report_only(tmp_path)
 
 
