@@ -88,7 +88,9 @@ def bars(
         names = list(summaries[setting])
         means = [summaries[setting][n].mean for n in names]
         errors = [
-            0.0 if math.isnan(summaries[setting][n].half_width) else summaries[setting][n].half_width
+            0.0
+            if math.isnan(summaries[setting][n].half_width)
+            else summaries[setting][n].half_width
             for n in names
         ]
         positions = range(len(names))

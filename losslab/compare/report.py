@@ -164,12 +164,19 @@ def _markdown(
         "- runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         "",
     ]
+    if len(summaries) > 1:
+        lines += _across_settings(summaries, headline, [v.label for v in grid.variants])
     for setting, by_loss in summaries.items():
         lines += _setting_section(grid, table, setting, by_loss, best.get(setting), headline, mode)
     if grid.published:
         lines += _published_section(grid, summaries, best, headline, mode)
     if tuned:
-        lines += ["## Tuned values", "", "Each loss had the same tuning budget (see tuned.yaml):", ""]
+        lines += [
+            "## Tuned values",
+            "",
+            "Each loss had the same tuning budget (see tuned.yaml):",
+            "",
+        ]
         for label, values in tuned.get("values", {}).items():
             shown = ", ".join(f"`{k}={v}`" for k, v in values.items())
             lines.append(f"- `{label}`: {shown}")
@@ -209,9 +216,32 @@ def _markdown(
     lines += ["", "## Hardware", ""]
     devices = sorted({str(e.get("device")) for e in table if e.get("device")})
     torches = sorted({str(e.get("torch")) for e in table if e.get("torch")})
-    lines += [f"- runs' devices: {'; '.join(devices) or 'n/a'}", f"- runs' torch: {', '.join(torches) or 'n/a'}"]
+    lines += [
+        f"- runs' devices: {'; '.join(devices) or 'n/a'}",
+        f"- runs' torch: {', '.join(torches) or 'n/a'}",
+    ]
     lines += ["- report machine: " + ", ".join(f"{k} {v}" for k, v in hardware().items()), ""]
     return "\n".join(lines)
+
+
+def _across_settings(summaries, headline, labels) -> list[str]:
+    """The headline mean of every loss in every setting; with two, the change between them."""
+    settings = list(summaries)
+    two = len(settings) == 2
+    lines = [
+        f"## `{headline}` across settings",
+        "",
+        "| loss | " + " | ".join(settings) + (" | change (second - first) |" if two else " |"),
+        "|---|" + "---|" * (len(settings) + (1 if two else 0)),
+    ]
+    for label in labels:
+        means = [summaries[s][label].mean for s in settings]
+        cells = [_fmt(m) for m in means]
+        if two:
+            change = means[1] - means[0]
+            cells.append("n/a" if math.isnan(change) else f"{change:+.4f}")
+        lines.append(f"| `{label}` | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _mode_of(planned) -> str:
@@ -231,7 +261,9 @@ def _setting_section(grid, table, setting, by_loss, best_label, headline, mode) 
         walls = [
             float(e["wall_time_s"])
             for e in table
-            if e["setting"] == setting and e["loss_label"] == label and e.get("wall_time_s")
+            if e["setting"] == setting
+            and e["loss_label"] == label
+            and e.get("wall_time_s")
             and e["status"] == FINISHED
         ]
         wall = _fmt(sum(walls) / len(walls), 1) if walls else "n/a"
@@ -239,10 +271,12 @@ def _setting_section(grid, table, setting, by_loss, best_label, headline, mode) 
             name, versus = f"**{label}** (best)", "-"
         else:
             name = f"`{label}`"
-            d = paired_difference(table, setting, label, best_label, headline) if best_label else None
-            versus = (
-                f"{d.mean:+.4f} [{_fmt(d.low)}, {_fmt(d.high)}]" if d and d.n > 0 else "n/a"
+            d = (
+                paired_difference(table, setting, label, best_label, headline)
+                if best_label
+                else None
             )
+            versus = f"{d.mean:+.4f} [{_fmt(d.low)}, {_fmt(d.high)}]" if d and d.n > 0 else "n/a"
         interval = f"[{_fmt(s.low)}, {_fmt(s.high)}]"
         lines.append(
             f"| {position if s.n else '-'} | {name} | {s.n} | {_fmt(s.mean)} ± {_fmt(s.std)} "
@@ -255,7 +289,10 @@ def _setting_section(grid, table, setting, by_loss, best_label, headline, mode) 
             and by_loss[best_label].overlaps(by_loss[k])
         ]  # fmt: skip
         if by_loss[best_label].n < 2:
-            lines += ["Note: one seed per loss, so no interval: the ranking is not significant.", ""]
+            lines += [
+                "Note: one seed per loss, so no interval: the ranking is not significant.",
+                "",
+            ]
         elif overlapping:
             lines += [
                 f"Note: the 95% interval of the best (`{best_label}`) overlaps those of "
@@ -264,7 +301,10 @@ def _setting_section(grid, table, setting, by_loss, best_label, headline, mode) 
                 "",
             ]
         else:
-            lines += [f"The 95% interval of the best (`{best_label}`) overlaps no other loss's.", ""]
+            lines += [
+                f"The 95% interval of the best (`{best_label}`) overlaps no other loss's.",
+                "",
+            ]
     metrics = _metric_columns([e for e in table if e["setting"] == setting])
     if metrics:
         lines += [
@@ -283,7 +323,9 @@ def _setting_section(grid, table, setting, by_loss, best_label, headline, mode) 
                 ]  # fmt: skip
                 s = summarize(values)
                 cells.append(
-                    f"{_fmt(s.mean)} ± {_fmt(s.std)} [{_fmt(s.low)}, {_fmt(s.high)}]" if s.n else "n/a"
+                    f"{_fmt(s.mean)} ± {_fmt(s.std)} [{_fmt(s.low)}, {_fmt(s.high)}]"
+                    if s.n
+                    else "n/a"
                 )
             lines.append(f"| `{metric}` | " + " | ".join(cells) + " |")
         lines.append("")
@@ -325,7 +367,8 @@ def _published_section(grid, summaries, best, headline, mode) -> list[str]:
         if values:
             lines += [
                 f"| loss | published ({metric}) | ours: `{headline}` ("
-                + ", ".join(settings) + ") |",
+                + ", ".join(settings)
+                + ") |",
                 "|---|---|---|",
             ]
             for label, value in values.items():

@@ -42,7 +42,9 @@ def test_grid_runs_records_a_failure_reuses_and_rebuilds(tmp_path, monkeypatch):
     assert "simulated failure" in broken["error"]
     finished = next(r for r in rows if r["status"] == "finished")
     assert float(finished["test/acc"]) > 0 and float(finished["wall_time_s"]) > 0
-    assert "loss.options.gamma-1.0" in next(r["run_dir"] for r in rows if r["loss_label"] == "focal")
+    assert "loss.options.gamma-1.0" in next(
+        r["run_dir"] for r in rows if r["loss_label"] == "focal"
+    )
     text = (result["out_dir"] / "report.md").read_text()
     assert "## Failed runs" in text and "simulated failure" in text
 

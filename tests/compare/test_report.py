@@ -17,7 +17,11 @@ from tests.compare.helpers import words, write_run
 scipy_stats = pytest.importorskip("scipy.stats")
 
 #: test/acc per loss and seed; "b" is best, "a" overlaps it, "c" is clearly worse
-ACCURACY = {"cross_entropy": [0.80, 0.84, 0.82], "focal": [0.83, 0.85, 0.84], "nll": [0.50, 0.52, 0.51]}
+ACCURACY = {
+    "cross_entropy": [0.80, 0.84, 0.82],
+    "focal": [0.83, 0.85, 0.84],
+    "nll": [0.50, 0.52, 0.51],
+}
 
 
 def _fill(tmp_path, *, fail=None, interrupted=None):
@@ -29,7 +33,9 @@ def _fill(tmp_path, *, fail=None, interrupted=None):
         if (label, seed) == fail:
             item.run_dir.mkdir(parents=True)
             (item.run_dir / run.ERROR_FILE).write_text(
-                json.dumps({"error": "TrainingDiverged: loss became nan at step 3", "wall_time_s": 4})
+                json.dumps(
+                    {"error": "TrainingDiverged: loss became nan at step 3", "wall_time_s": 4}
+                )
             )
             continue
         if (label, seed) == interrupted:
@@ -155,3 +161,29 @@ def test_published_block_is_printed_beside_ours(tmp_path, monkeypatch):
     text = (result["out_dir"] / "report.md").read_text()
     assert "**Someone 2020**" in text and "| `focal` | 34.0 | 0.8400 |" in text
     assert "expected `focal > cross_entropy`: direction agrees: **yes**" in text
+
+
+def test_an_axis_gives_a_table_across_settings(tmp_path, monkeypatch):
+    request = grid.parse_words(
+        words(tmp_path, "loss=cross_entropy,focal", "seed=0,1", "optimizer.lr=0.001,0.002")
+    )
+    planned = run.plan(request.grid)
+    assert len(planned) == 8
+    for item in planned:
+        acc = 0.5 + 0.1 * (item.cell.variant.label == "focal") + item.cell.setting["optimizer.lr"]
+        acc += 0.01 * item.cell.seed
+        write_run(
+            item.run_dir, seed=item.cell.seed, val={"val/acc": acc}, test={"test/acc": acc},
+            curve=[acc],
+        )  # fmt: skip
+    monkeypatch.setattr(run, "run_multirun", _no_training)
+    result = compare(
+        words(tmp_path, "loss=cross_entropy,focal", "seed=0,1", "optimizer.lr=0.001,0.002")
+    )
+    text = (result["out_dir"] / "report.md").read_text()
+    assert "| loss | synthetic optimizer.lr=0.001 | synthetic optimizer.lr=0.002 |" in text
+    assert "| `focal` | 0.6060 | 0.6070 | +0.0010 |" in text
+    assert result["best"] == {
+        "synthetic optimizer.lr=0.001": "focal",
+        "synthetic optimizer.lr=0.002": "focal",
+    }
