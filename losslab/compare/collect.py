@@ -12,7 +12,7 @@ from losslab.compare.run import ERROR_FILE, FAILED, FINISHED, Planned
 
 #: leading columns of results.csv; every metric of metrics.json follows
 BASE_COLUMNS = [
-    "setting", "data", "loss_label", "loss", "options", "seed", "status", "error",
+    "task", "setting", "data", "loss_label", "loss", "options", "seed", "status", "error",
     "wall_time_s", "fit_time_s", "epochs", "steps", "monitor", "weights", "device",
     "torch", "run_dir",
 ]  # fmt: skip
@@ -22,7 +22,9 @@ def row(item: Planned) -> dict[str, Any]:
     """The results.csv row of one run: its identity, state, error and every metric."""
     cell = item.cell
     options = ";".join(f"{k}={v}" for k, v in cell.variant.overrides.items())
+    task = next((w.split("=", 1)[1] for w in item.overrides if w.startswith("task=")), "")
     out: dict[str, Any] = {
+        "task": task,
         "setting": cell.setting_label(),
         **{k: v for k, v in cell.setting.items()},
         "loss_label": cell.variant.label,
@@ -70,7 +72,7 @@ def write_csv(table: list[dict[str, Any]], path: Path) -> Path:
     metrics = sorted(k for k in seen if k.startswith(("val/", "test/")))
     base = [c for c in BASE_COLUMNS if c in seen or c in ("error",)]
     axes = [k for k in seen if k not in base and k not in metrics]
-    columns = base[:2] + axes + base[2:] + metrics
+    columns = base[:3] + axes + base[3:] + metrics
     columns = list(dict.fromkeys(columns))
     with path.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")

@@ -303,6 +303,15 @@ def parse_words(words: list[str]) -> Request:
                 shared.pop(key, None)
             else:
                 shared[key] = value
+    changed = {
+        k: v for k, v in shared.items() if k in (raw.get("overrides") or {})
+        and str(raw["overrides"][k]) != str(v)
+    }  # fmt: skip
+    if changed and raw.get("budget"):
+        raw["budget"] = (
+            f"{raw['budget']}; changed on the command line: "
+            + ", ".join(f"{k}={v}" for k, v in changed.items())
+        )
     raw["overrides"] = shared
     raw["axes"] = axes
     raw["launcher"] = launcher

@@ -114,3 +114,11 @@ def _file(tmp_path: Path) -> Path:
 
 def _no_training(*args, **kwargs):
     raise AssertionError("a bad grid must fail before any run starts")
+
+
+def test_command_line_changes_to_a_file_budget_are_stated():
+    request = grid.parse_words(["compare=focal_imbalance", "trainer.max_epochs=1", "seed=0"])
+    assert request.grid.overrides["trainer.max_epochs"] == "1"
+    assert request.grid.seeds == [0]
+    assert request.grid.budget.endswith("changed on the command line: trainer.max_epochs=1")
+    assert len(request.grid.variants) == 6

@@ -67,7 +67,8 @@ def test_finished_runs_are_reused_and_the_report_holds_independent_statistics(
         rows = list(csv.DictReader(file))
     assert len(rows) == 9 and {r["status"] for r in rows} == {"finished"}
     for column in ("task", "setting", "loss_label", "seed", "wall_time_s", "test/acc", "val/loss"):
-        assert column in rows[0] or column == "task"
+        assert column in rows[0]
+    assert rows[0]["task"] == "classification" and rows[0]["data"] == "synthetic"
     text = (out / "report.md").read_text()
     for label, values in ACCURACY.items():
         mean, std = np.mean(values), np.std(values, ddof=1)
