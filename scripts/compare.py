@@ -6,10 +6,15 @@
     python scripts/compare.py compare=focal_imbalance hydra/launcher=joblib   # parallel runs
     python scripts/compare.py compare=focal_imbalance tune=true     # same Optuna budget per loss
     python scripts/compare.py compare=focal_imbalance rerun=true    # train every run again
+    python scripts/compare.py compare=focal_imbalance retry_failed=true   # only the failed runs
+    python scripts/compare.py compare=focal_imbalance_cifar hydra/launcher=slurm \\
+        hydra.launcher.partition=gpu trainer=gpu parallel_sweeps=6   # SLURM, whole grid queued
     python scripts/compare.py --report-only comparisons/focal_imbalance
 
+Finished runs are reused and interrupted ones resumed: the same command continues a grid.
 The report goes to comparisons/<name>/ (out=<folder> to choose). All logic lives in
-losslab.compare; docs/comparisons.md describes the config format and the report.
+losslab.compare; docs/comparisons.md describes the grid words, the config format,
+launchers, tuning and the report.
 """
 
 import sys

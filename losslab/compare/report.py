@@ -169,7 +169,7 @@ def _markdown(
     for setting, by_loss in summaries.items():
         lines += _setting_section(grid, table, setting, by_loss, best.get(setting), headline, mode)
     if grid.published:
-        lines += _published_section(grid, summaries, best, headline, mode)
+        lines += _published_section(grid, summaries, headline, mode)
     if tuned:
         lines += [
             "## Tuned values",
@@ -351,7 +351,8 @@ def direction_agrees(expected: str, by_loss: dict[str, Summary], mode: str) -> s
     return "yes" if better else "no"
 
 
-def _published_section(grid, summaries, best, headline, mode) -> list[str]:
+def _published_section(grid, summaries, headline, mode) -> list[str]:
+    setting_dicts = {setting_label(s): s for s in grid.settings()}
     lines = ["## Published results beside ours", ""]
     for entry in grid.published:
         citation = entry.get("citation", "(no citation)")
@@ -360,10 +361,11 @@ def _published_section(grid, summaries, best, headline, mode) -> list[str]:
             lines += [str(entry["note"]).strip(), ""]
         metric = entry.get("metric", "")
         values = entry.get("values") or {}
-        where = entry.get("setting")
-        settings = [s for s in summaries if not where or all(
-            f"{k}={v}" in s.split() or s.split()[0] == str(v) for k, v in where.items()
-        )]  # fmt: skip
+        where = entry.get("setting") or {}
+        settings = [
+            label for label, setting in setting_dicts.items()
+            if all(str(setting.get(k)) == str(v) for k, v in where.items())
+        ]  # fmt: skip
         if values:
             lines += [
                 f"| loss | published ({metric}) | ours: `{headline}` ("
