@@ -111,7 +111,7 @@ def bars(
         for x, m in zip(positions, means, strict=True):
             if not math.isnan(m):
                 ax.annotate(
-                    f"{m:.4g}", (x, m), textcoords="offset points", xytext=(0, 3), ha="center",
+                    f"{m:.4g}", (x, m), textcoords="offset points", xytext=(-5, 3), ha="right",
                     fontsize=7,
                 )  # fmt: skip
         ax.set_xticks(list(positions))
