@@ -79,6 +79,15 @@ def test_submitit_local_launcher_runs_a_two_run_grid(tmp_path):
     assert "`hydra/launcher=submitit_local`" in (result["out_dir"] / "report.md").read_text()
 
 
+def test_joblib_launcher_preset_runs_the_seeds_in_parallel_workers(tmp_path):
+    result = compare(
+        words(tmp_path, "loss=cross_entropy", "seed=0,1", "hydra/launcher=parallel", name="jl")
+    )
+    assert [r["status"] for r in _rows(result["out_dir"])] == ["finished", "finished"]
+    log = next((result["out_dir"] / "sweeps").rglob("*.log")).read_text()
+    assert "Joblib" in log
+
+
 def test_tuning_gives_each_loss_the_same_optuna_budget(tmp_path):
     result = compare(
         words(tmp_path, "loss=cross_entropy,focal", "seed=0", "tune=true", "tune.trials=2",
