@@ -101,23 +101,35 @@ def launch(
     grid: Grid, pending: list[Planned], sweep_root: Path, *, rerun: bool = False,
     launcher: list[str] | None = None, parallel: int = 1,
 ) -> list[subprocess.CompletedProcess]:  # fmt: skip
-    """Start the pending runs: one Hydra multirun per (setting, loss) over its seeds.
+    """Start the pending runs: Hydra multiruns over the seeds (and losses) still to run.
 
-    ``parallel`` sweeps run at once (each a separate process that waits for its jobs):
-    with a cluster launcher, as many as there are sweeps puts the whole grid in the queue.
+    One multirun per (setting, loss entry) over its pending seeds; entries that differ
+    only in the loss config (``loss=cross_entropy`` and ``loss=nll``, nothing else) and
+    have the same pending seeds share one multirun (``loss=cross_entropy,nll``), which
+    saves a process start per entry. ``parallel`` sweeps run at once (each a separate
+    process that waits for its jobs): with a cluster launcher, as many as there are
+    sweeps puts the whole grid in the queue.
     """
-    groups: dict[tuple, list[Planned]] = {}
+    for_entry: dict[tuple, list[Planned]] = {}
     for item in pending:
         key = tuple(w for w in item.overrides if not w.startswith("seed="))
-        groups.setdefault(key, []).append(item)
+        for_entry.setdefault(key, []).append(item)
+    merged: dict[tuple, list[tuple[str, list[Planned]]]] = {}
+    for words, items in for_entry.items():
+        rest = tuple("loss=" if w.startswith("loss=") else w for w in words)
+        seeds = tuple(p.cell.seed for p in items)
+        loss = next(w.split("=", 1)[1] for w in words if w.startswith("loss="))
+        merged.setdefault((rest, seeds), []).append((loss, items))
     commands = []
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    for index, (words, items) in enumerate(groups.items()):
-        seeds = ",".join(str(p.cell.seed) for p in items)
-        sweep_dir = sweep_root / stamp / f"{index:03d}_{items[0].cell.variant.label}"
+    for index, ((rest, seeds), entries) in enumerate(merged.items()):
+        losses = ",".join(loss for loss, _ in entries)
+        words = [f"loss={losses}" if w == "loss=" else w for w in rest]
+        label = "_".join(items[0].cell.variant.label for _, items in entries)[:60]
+        sweep_dir = sweep_root / stamp / f"{index:03d}_{label}"
         command = [
-            *list(words),
-            f"seed={seeds}",
+            *words,
+            f"seed={','.join(str(s) for s in seeds)}",
             f"hydra.sweep.dir={sweep_dir}",
             *(launcher if launcher is not None else grid.launcher),
         ]

@@ -122,3 +122,28 @@ def test_command_line_changes_to_a_file_budget_are_stated():
     assert request.grid.seeds == [0]
     assert request.grid.budget.endswith("changed on the command line: trainer.max_epochs=1")
     assert len(request.grid.variants) == 6
+
+
+def test_sweeps_merge_entries_that_differ_only_in_the_loss(tmp_path, monkeypatch):
+    request = grid.parse_words(words(tmp_path, "loss=cross_entropy,nll", "seed=0,1"))
+    g = request.grid
+    g.variants.append(grid.Variant("focal_g1", "focal", {"loss.options.gamma": 1.0}))
+    planned = run.plan(g)
+    started = []
+    monkeypatch.setattr(run, "run_multirun", lambda w, log_file=None: started.append(w))
+    # nll seed 0 finished: nll is left with another seed set than cross_entropy
+    pending = [p for p in planned if (p.cell.variant.label, p.cell.seed) != ("nll", 0)]
+    run.launch(g, pending, tmp_path / "sweeps")
+    picked = sorted(
+        (next(x for x in w if x.startswith("loss=")), next(x for x in w if x.startswith("seed=")))
+        for w in started
+    )
+    assert picked == [
+        ("loss=cross_entropy", "seed=0,1"), ("loss=focal", "seed=0,1"), ("loss=nll", "seed=1"),
+    ]  # fmt: skip
+    started.clear()
+    run.launch(g, planned, tmp_path / "sweeps")
+    assert sorted(next(x for x in w if x.startswith("loss=")) for w in started) == [
+        "loss=cross_entropy,nll", "loss=focal",
+    ]  # fmt: skip
+    assert any("loss.options.gamma=1.0" in w for w in started)
