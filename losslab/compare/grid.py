@@ -263,6 +263,7 @@ def parse_words(words: list[str]) -> Request:
         pairs.append((key.strip(), value.strip()))
     given = dict(pairs)
     raw: dict[str, Any] = load_file(given["compare"]) if "compare" in given else {}
+    file_seeds = raw.get("seeds")
     launcher = list(raw.get("launcher") or [])
     request = Request(grid=None)  # type: ignore[arg-type]
     shared = dict(raw.get("overrides") or {})
@@ -307,6 +308,8 @@ def parse_words(words: list[str]) -> Request:
         k: v for k, v in shared.items() if k in (raw.get("overrides") or {})
         and str(raw["overrides"][k]) != str(v)
     }  # fmt: skip
+    if file_seeds is not None and raw.get("seeds") != file_seeds:
+        changed["seeds"] = ",".join(str(s) for s in raw["seeds"])
     if changed and raw.get("budget"):
         raw["budget"] = (
             f"{raw['budget']}; changed on the command line: "

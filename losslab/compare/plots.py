@@ -94,8 +94,10 @@ def bars(
             for n in names
         ]
         positions = range(len(names))
+        intervals = any(summaries[setting][n].n > 1 for n in names)
         ax.bar(
-            positions, means, yerr=errors, capsize=4, color=[colour[n] for n in names],
+            positions, means, yerr=errors if intervals else None, capsize=4,
+            color=[colour[n] for n in names],
             edgecolor=["black" if n == best.get(setting) else "none" for n in names],
             linewidth=1.6,
         )  # fmt: skip
@@ -106,8 +108,15 @@ def bars(
             low, high = min(spread), max(top)
             if all(0.0 <= m <= 1.0 for m in finite):  # a rate or score: stay within [0, 1]
                 low, high = max(low, 0.0), min(high, 1.0)
-            margin = 0.15 * (high - low) if high > low else 0.05 * abs(high) + 1e-3
-            ax.set_ylim(low - margin, high + margin)
+            # zoomed in on the differences, with room below the lowest bar so that every
+            # bar stays visible; the axis label says that it does not start at zero
+            span = high - low if high > low else 0.05 * abs(high) + 1e-3
+            bottom = low - 0.6 * span
+            if min(finite) >= 0.0 and bottom < 0.0:  # a non-negative metric: from zero
+                bottom = 0.0
+            ax.set_ylim(bottom, high + 0.15 * span)
+            if bottom != 0.0:
+                ax.set_ylabel(f"{metric} (axis from {bottom:.3g})")
         for x, m in zip(positions, means, strict=True):
             if not math.isnan(m):
                 ax.annotate(
@@ -119,8 +128,9 @@ def bars(
             [f"{n}\n(best)" if n == best.get(setting) else n for n in names],
             rotation=30, ha="right", fontsize=8,
         )  # fmt: skip
-        ax.set_ylabel(metric)
-        ax.set_title(setting, fontsize=9)
+        if ax.get_ylabel() == "":
+            ax.set_ylabel(metric)
+        ax.set_title(setting if intervals else f"{setting} (one seed: no interval)", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     figure.suptitle(title or f"{metric}: mean over seeds, error bars 95% t interval", fontsize=10)
     figure.tight_layout()

@@ -120,7 +120,9 @@ def test_command_line_changes_to_a_file_budget_are_stated():
     request = grid.parse_words(["compare=focal_imbalance", "trainer.max_epochs=1", "seed=0"])
     assert request.grid.overrides["trainer.max_epochs"] == "1"
     assert request.grid.seeds == [0]
-    assert request.grid.budget.endswith("changed on the command line: trainer.max_epochs=1")
+    assert request.grid.budget.endswith(
+        "changed on the command line: trainer.max_epochs=1, seeds=0"
+    )
     assert len(request.grid.variants) == 6
 
 
