@@ -36,7 +36,8 @@ def curves(
     rows = math.ceil(len(settings) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False)
     for ax, setting in zip(axes.flat, settings, strict=False):
-        for label, per_seed in data[setting].items():
+        longest = max(len(c) for curves_ in data[setting].values() for c in curves_)
+        for index, (label, per_seed) in enumerate(data[setting].items()):
             epochs = sorted({e for curve in per_seed for e, _ in curve})
             if not epochs:
                 continue
@@ -53,17 +54,28 @@ def curves(
                 lows.append(mean - std)
                 highs.append(mean + std)
             shown = [e + 1 for e in epochs]  # epochs counted from 1 on the axis
+            if longest == 1:  # one epoch: a point per loss, side by side, ±1 std as a bar
+                x = 1 + 0.06 * (index - (len(data[setting]) - 1) / 2)
+                ax.errorbar(
+                    [x], means, yerr=[highs[0] - means[0]], fmt="o", capsize=3,
+                    color=colour[label], label=label,
+                )  # fmt: skip
+                continue
             ax.plot(shown, means, marker="o", markersize=3, color=colour[label], label=label)
             ax.fill_between(shown, lows, highs, color=colour[label], alpha=0.18, linewidth=0)
         ax.set_title(setting, fontsize=9)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if longest == 1:
+            ax.set_xticks([1])
+            ax.set_xlim(0.6, 1.4)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(settings) :]:
         ax.set_visible(False)
-    figure.suptitle(title or f"{metric} per epoch: mean over seeds, band ±1 std", fontsize=10)
+    figure.suptitle(title or f"{metric} per epoch: mean over seeds ± 1 std", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

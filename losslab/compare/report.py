@@ -169,7 +169,7 @@ def _markdown(
     for setting, by_loss in summaries.items():
         lines += _setting_section(grid, table, setting, by_loss, best.get(setting), headline, mode)
     if grid.published:
-        lines += _published_section(grid, summaries, headline, mode)
+        lines += _published_section(grid, table, summaries, headline, mode)
     if tuned:
         lines += [
             "## Tuned values",
@@ -351,7 +351,24 @@ def direction_agrees(expected: str, by_loss: dict[str, Summary], mode: str) -> s
     return "yes" if better else "no"
 
 
-def _published_section(grid, summaries, headline, mode) -> list[str]:
+def _separation(table, setting: str, expected: str, headline: str) -> str:
+    """The paired difference behind a direction verdict, and whether it is within noise."""
+    match = EXPECTED.match(expected or "")
+    if not match:
+        return ""
+    first, _, second = match.groups()
+    d = paired_difference(table, setting, first, second, headline)
+    if d.n < 2:
+        return ""
+    separated = d.low > 0 or d.high < 0
+    return (
+        f" (paired difference {first} - {second} on `{headline}`: {d.mean:+.4f} "
+        f"[{_fmt(d.low)}, {_fmt(d.high)}] over {d.n} seeds: "
+        f"{'separated' if separated else 'within noise'})"
+    )
+
+
+def _published_section(grid, table, summaries, headline, mode) -> list[str]:
     setting_dicts = {setting_label(s): s for s in grid.settings()}
     lines = ["## Published results beside ours", ""]
     for entry in grid.published:
@@ -384,6 +401,9 @@ def _published_section(grid, summaries, headline, mode) -> list[str]:
         if expected:
             for s in settings:
                 verdict = direction_agrees(expected, summaries[s], mode)
-                lines.append(f"- {s}: expected `{expected}`: direction agrees: **{verdict}**")
+                lines.append(
+                    f"- {s}: expected `{expected}`: direction agrees: **{verdict}**"
+                    + _separation(table, s, expected, headline)
+                )
             lines.append("")
     return lines
