@@ -206,7 +206,8 @@ class InMemoryDataModule(lightning.LightningDataModule):
             expected = "finite numbers"
         else:
             return None
-        bad = bad.reshape(len(targets), -1).any(dim=1)
+        # flatten per sample; an empty split (val_size=0) has nothing to reshape from
+        bad = bad.reshape(len(targets), -1).any(dim=1) if len(targets) else bad.new_zeros(0)
         return (expected, bad) if bool(bad.any()) else None
 
     def source_label_count(self) -> int | None:

@@ -14,7 +14,7 @@ asterisk-core-sounds-en-wav; the WAVs stay where Debian put them) as ``<out>/pro
 with the columns ``path``, ``text`` (the built-in's normalised transcript) and ``split``
 (the built-in's split), for ``task=ctc data=folder data.path=<out>/prompts.tsv``.
 
-docs/own_data_dense.md holds the comparison measured with these folders.
+docs/own_data.md holds the comparison measured with these folders.
 """
 
 from __future__ import annotations

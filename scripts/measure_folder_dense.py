@@ -13,7 +13,7 @@ data.batch_size=64 trainer.max_epochs=1``. Measures, in this order:
 3. ``train(compose(overrides))``: the test metric, ``fit_time_s``, steps and the mean
    seconds per step (the fit's wall time over its steps, validation included).
 
-docs/own_data_dense.md lists the figures.
+docs/own_data.md lists the figures.
 """
 
 from __future__ import annotations

@@ -153,3 +153,15 @@ def test_more_non_finite_losses_than_allowed_stop_the_run():
     guard = NonFiniteLoss(action="skip", max_skips=1)
     with pytest.raises(TrainingDiverged, match=r"at step 5 .*after skipping 1 such steps"):
         fit(NanOnSomeBatches({2, 5}), guard)
+
+
+def test_an_empty_split_of_label_maps_passes_the_target_check_and_a_bad_map_does_not():
+    from datamodules.segmentation import CanvasSegmentationDataModule
+
+    datamodule = CanvasSegmentationDataModule(dataset="fashion_mnist")
+    images = torch.zeros(0, 1, 8, 8, dtype=torch.uint8)
+    datamodule.check_targets({"val": (images, torch.zeros(0, 8, 8, dtype=torch.uint8))})
+    maps = torch.zeros(2, 8, 8, dtype=torch.uint8)
+    maps[1, 3, 4] = 77
+    with pytest.raises(ValueError, match=r"1 target\(s\) .* first at sample indices \[1\]"):
+        datamodule.check_targets({"val": (images, maps)})
