@@ -154,8 +154,6 @@ class MetricLearningTask(SupervisedTask):
         self.retrieve_from = retrieve_from
         self._trunk: Tensor | None = None
         super().__init__(monitor=monitor, monitor_mode=monitor_mode, **common)
-        if retrieve_from == "trunk":
-            last_linear(self.net).register_forward_pre_hook(self._keep_trunk)
 
     def _keep_trunk(self, module: nn.Module, args: tuple) -> None:
         # the head's input of the latest forward pass; read back by _evaluate
@@ -192,6 +190,11 @@ class MetricLearningTask(SupervisedTask):
         super().check_data(data)
         if data.target_kind != "class_indices":
             raise IncompatibleData(f"dataset {data.name!r} has no class labels to learn from")
+
+    def build_networks(self) -> None:
+        super().build_networks()
+        if self.retrieve_from == "trunk":
+            last_linear(self.net).register_forward_pre_hook(self._keep_trunk)
 
     # -- hooks -------------------------------------------------------------------------
 
