@@ -111,12 +111,53 @@ def _shuffled_stream(members: np.ndarray, length: int, generator: np.random.Gene
     return np.concatenate([members[:0]] + [generator.permutation(members) for _ in range(repeats)])
 
 
+class ShiftFlip:
+    """Random translation (and optionally horizontal flip) of a uint8 image batch.
+
+    Each image moves by its own ``(dy, dx)``, drawn uniformly from ``[-shift, shift]``,
+    the uncovered border filled with 0 (the black background of MNIST and Fashion-MNIST),
+    and is mirrored left-right with probability 1/2 when ``flip`` is on. Mirroring suits
+    Fashion-MNIST (garments, shoes and bags stay what they are) but not digits. The draws
+    come from the numpy ``generator`` the caller passes, so the loader's seed fixes them.
+    """
+
+    def __init__(self, shift: int = 0, flip: bool = False):
+        if shift < 0:
+            raise ValueError(f"shift must be a non-negative number of pixels, got {shift}")
+        self.shift, self.flip = int(shift), bool(flip)
+
+    @property
+    def active(self) -> bool:
+        return self.shift > 0 or self.flip
+
+    def __call__(self, x: torch.Tensor, generator: np.random.Generator) -> torch.Tensor:
+        n, _, height, width = x.shape
+        if self.flip:
+            mirrored = torch.from_numpy(generator.random(n) < 0.5).to(x.device)
+            x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
+        if self.shift:
+            s = self.shift
+            dy, dx = (
+                torch.from_numpy(generator.integers(0, 2 * s + 1, (2, n))).to(x.device).unbind()
+            )
+            padded = torch.nn.functional.pad(x, (s, s, s, s))
+            rows = dy[:, None] + torch.arange(height, device=x.device)  # (n, H)
+            cols = dx[:, None] + torch.arange(width, device=x.device)  # (n, W)
+            images = torch.arange(n, device=x.device)[:, None, None]
+            # (n, H, W, C) by advanced indexing, back to (n, C, H, W)
+            x = padded.permute(0, 2, 3, 1)[images, rows[:, :, None], cols[:, None, :]]
+            x = x.permute(0, 3, 1, 2).contiguous()
+        return x
+
+
 class ClassBalancedLoader:
     """Yields ``(x, y)`` training batches of :class:`ClassBalancedOrder`, by index slicing.
 
     Like :class:`~datamodules.loader.TensorLoader`: the tensors hold the whole split
     (optionally on the training device), ``transform`` standardises each batch, and
-    ``sampler`` is the epoch order Lightning advances.
+    ``sampler`` is the epoch order Lightning advances. ``augment`` (a :class:`ShiftFlip`)
+    runs on the raw images before ``transform``; its draws follow the seed, the epoch and
+    the rank.
     """
 
     #: Lightning reads ``batch_sampler`` next to ``sampler``; there is none.
@@ -129,21 +170,27 @@ class ClassBalancedLoader:
         order: ClassBalancedOrder,
         *,
         transform: Standardize | None = None,
+        augment: ShiftFlip | None = None,
         device: torch.device | str | None = None,
     ):
         self.x, self.y = x.to(device), y.to(device)
         self.sampler = order
         self.transform = transform.to(device) if transform is not None else None
+        self.augment = augment if augment is not None and augment.active else None
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[Batch]:
-        batches = self.sampler.batches()
-        self.sampler.epoch += 1  # plain loops get a new order next pass; Lightning resets it
+        order = self.sampler
+        batches = order.batches()
+        draws = rng(order.seed, "augment", order.epoch, order.rank)
+        order.epoch += 1  # plain loops get a new order next pass; Lightning resets it
         for indices in batches:
             index = torch.from_numpy(indices).to(self.x.device)
             x = self.x.index_select(0, index)
+            if self.augment is not None:
+                x = self.augment(x, draws)
             if self.transform is not None:
                 x = self.transform(x)
             yield Batch(x, self.y.index_select(0, index))
@@ -164,6 +211,8 @@ class OpenSetDataModule(InMemoryDataModule):
             dropped).
         classes_per_batch: ``P``; ``None``: every training class in every batch.
         eval_batch_size: batch size of validation and test (default 256).
+        augment_shift: training images move by up to this many pixels each way (0: off).
+        augment_flip: mirror training images left-right with probability 1/2.
         root, seed, val_size, on_device: as for every datamodule.
     """
 
@@ -180,6 +229,8 @@ class OpenSetDataModule(InMemoryDataModule):
         classes_per_batch: int | None = None,
         batch_size: int = 160,
         eval_batch_size: int | None = 256,
+        augment_shift: int = 0,
+        augment_flip: bool = False,
         **common,
     ):
         # checkpoints store the hyperparameters and are loaded with weights_only=True,
@@ -212,6 +263,7 @@ class OpenSetDataModule(InMemoryDataModule):
                 f"batch_size={batch_size} gives fewer than two images per class with "
                 f"{self.classes_per_batch} classes per batch: a batch needs positives"
             )
+        self.augment = ShiftFlip(augment_shift, augment_flip)
         self.name = f"{source.name}_open_set"
 
     # -- data --------------------------------------------------------------------------
@@ -247,7 +299,9 @@ class OpenSetDataModule(InMemoryDataModule):
             rank=rank,
             world_size=world_size,
         )
-        return ClassBalancedLoader(x, y, order, transform=self.standardize, device=device)
+        return ClassBalancedLoader(
+            x, y, order, transform=self.standardize, augment=self.augment, device=device
+        )
 
     @property
     def train_class_counts(self) -> torch.Tensor:

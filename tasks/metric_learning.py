@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 import losses
@@ -44,6 +44,8 @@ from tasks.binding import IncompatibleData, LossBinding
 from tasks.data_info import DataInfo
 from tasks.embedding_metrics import RetrievalMetrics
 
+#: what validation and test rank (MetricLearningTask's retrieve_from)
+RETRIEVE_FROM = ("embedding", "trunk")
 #: input kinds the task produces -> the target kinds it can pair them with
 PRODUCIBLE = {"embeddings": ("class_labels", "signs"), "distances": ("signs",)}
 
@@ -60,6 +62,18 @@ def gather_from_ranks(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tenso
     all_labels = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
     dist.all_gather(all_labels, labels)
     return torch.cat(gathered), torch.cat(all_labels)
+
+
+def last_linear(net: nn.Module) -> nn.Linear:
+    """The network's last ``nn.Linear`` in registration order: the embedding head of the
+    image networks (CompactCNN, ResNet9), whose input ``retrieve_from="trunk"`` ranks."""
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(
+            f"retrieve_from='trunk' needs a network ending in a linear layer; "
+            f"{type(net).__name__} has none"
+        )
+    return linears[-1]
 
 
 def pair_indices(n: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
@@ -100,6 +114,14 @@ class MetricLearningTask(SupervisedTask):
             the loss's own geometry (:data:`SIMILARITY`).
         gather_across_ranks: under DDP, compute the loss on all ranks' embeddings
             together (module doc); off, each rank's loss sees only its own batch.
+        retrieve_from: what validation and test rank: ``"embedding"``, the network's
+            output that the loss trains, or ``"trunk"``, the input of the network's last
+            linear layer (the features the embedding is projected from; L2-normalised
+            like the embedding when ``normalize_embeddings``). With few training classes
+            the trained embedding collapses onto them and ranks unseen classes worse than
+            the trunk does; the last linear layer then acts as the projection head of
+            Khosla et al. (2020), trained through the loss and left out at retrieval
+            (docs/metric_learning.md).
     """
 
     problem_type: ClassVar[str] = "metric_learning"
@@ -114,6 +136,7 @@ class MetricLearningTask(SupervisedTask):
         normalize_embeddings: bool = True,
         similarity: str | None = None,
         gather_across_ranks: bool = True,
+        retrieve_from: str = "embedding",
         monitor: str = "val/map_at_r",
         monitor_mode: str = "max",
         **common,
@@ -124,7 +147,17 @@ class MetricLearningTask(SupervisedTask):
         self.normalize_embeddings = normalize_embeddings
         self.gather_across_ranks = gather_across_ranks
         self._similarity = similarity
+        if retrieve_from not in RETRIEVE_FROM:
+            raise ValueError(
+                f"retrieve_from must be one of {RETRIEVE_FROM}, got {retrieve_from!r}"
+            )
+        self.retrieve_from = retrieve_from
+        self._trunk: Tensor | None = None
         super().__init__(monitor=monitor, monitor_mode=monitor_mode, **common)
+
+    def _keep_trunk(self, module: nn.Module, args: tuple) -> None:
+        # the head's input of the latest forward pass; read back by _evaluate
+        self._trunk = args[0].flatten(1)
 
     # -- compatibility -----------------------------------------------------------------
 
@@ -157,6 +190,11 @@ class MetricLearningTask(SupervisedTask):
         super().check_data(data)
         if data.target_kind != "class_indices":
             raise IncompatibleData(f"dataset {data.name!r} has no class labels to learn from")
+
+    def build_networks(self) -> None:
+        super().build_networks()
+        if self.retrieve_from == "trunk":
+            last_linear(self.net).register_forward_pre_hook(self._keep_trunk)
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -197,9 +235,16 @@ class MetricLearningTask(SupervisedTask):
 
     # -- evaluation: embeddings collected per batch, ranked at the epoch's end ---------
 
+    def retrieval_features(self, outputs: Tensor) -> Tensor:
+        """What retrieval ranks for the latest forward pass (``retrieve_from``)."""
+        if self.retrieve_from == "embedding":
+            return outputs
+        trunk = self._trunk
+        return F.normalize(trunk, dim=1) if self.normalize_embeddings else trunk
+
     def _evaluate(self, batch: Batch, split: str, metrics: MetricCollection) -> None:
         outputs, loss, parts = self._step(batch)
-        metrics.update(self.predictions(outputs), batch.targets)
+        metrics.update(self.predictions(self.retrieval_features(outputs)), batch.targets)
         self.log_loss(split, loss, parts, len(batch), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:

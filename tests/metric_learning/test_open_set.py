@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from datamodules import DatasetUnavailableError, SyntheticDataModule
-from datamodules.open_set import ClassBalancedOrder, OpenSetDataModule, class_split
+from datamodules.open_set import ClassBalancedOrder, OpenSetDataModule, ShiftFlip, class_split
 from tests.fixtures import write_cifar, write_mnist
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "data"
@@ -151,3 +152,61 @@ def test_missing_files_fail_with_directions(tmp_path):
     dm = hydra.utils.instantiate(cfg)
     with pytest.raises(DatasetUnavailableError, match="fashion_mnist"):
         dm.setup()
+
+
+def test_shift_moves_each_image_by_its_own_offset_and_fills_black():
+    # a single bright pixel per image: its new place is the offset the augmentation drew
+    x = torch.zeros(64, 1, 9, 9, dtype=torch.uint8)
+    x[:, 0, 4, 4] = 255
+    out = ShiftFlip(shift=2)(x, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    places = [divmod(int(img.flatten().argmax()), 9) for img in out]
+    offsets = {(r - 4, c - 4) for r, c in places}
+    assert all(-2 <= dy <= 2 and -2 <= dx <= 2 for dy, dx in offsets)
+    assert len(offsets) > 10  # per image, not one offset for the batch
+    assert (out.flatten(1) > 0).sum(dim=1).eq(1).all()  # nothing else lit: black border
+    # an image moved by (dy, dx): a full image of ones loses exactly |dy| rows, |dx| cols
+    ones = ShiftFlip(shift=3)(torch.ones(32, 1, 8, 8, dtype=torch.uint8), np.random.default_rng(1))
+    rows_kept = ones[:, 0].amax(dim=2).sum(dim=1)
+    assert rows_kept.min() >= 5 and rows_kept.max() == 8
+
+
+def test_flip_mirrors_about_half_the_images_and_nothing_else():
+    x = torch.arange(200 * 6, dtype=torch.float32).reshape(200, 1, 2, 3)
+    out = ShiftFlip(flip=True)(x, np.random.default_rng(0))
+    mirrored = (out == x.flip(-1)).flatten(1).all(dim=1)
+    kept = (out == x).flatten(1).all(dim=1)
+    assert (mirrored ^ kept).all() and 60 < int(mirrored.sum()) < 140
+    with pytest.raises(ValueError, match="non-negative"):
+        ShiftFlip(shift=-1)
+
+
+def test_augmented_batches_follow_the_seed_and_change_with_the_epoch():
+    def first_batch(epoch, **augment):
+        dm = synthetic_open_set(batch_size=40, **augment)
+        dm.setup()
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return next(iter(loader)).inputs
+
+    plain = first_batch(0)
+    a, b = first_batch(0, augment_shift=2, augment_flip=True), first_batch(0, augment_shift=2, augment_flip=True)
+    assert torch.equal(a, b) and not torch.equal(a, plain)
+    assert not torch.equal(first_batch(1, augment_shift=2), first_batch(1))
+    # off by default: shift 0 and no flip leave the batches as they were
+    assert torch.equal(first_batch(0, augment_shift=0, augment_flip=False), plain)
+
+
+def test_seen_validation_through_the_config(data_root):
+    cfg = OmegaConf.load(CONFIG_DIR / "fashion_open_set.yaml")
+    cfg.root, cfg.seed, cfg.val_size, cfg.val_classes = str(data_root), 0, 30, "seen"
+    dm = hydra.utils.instantiate(cfg)
+    dm.prepare_data()
+    dm.setup()
+    assert set(dm.splits["val"][1].tolist()) <= set(dm.train_classes)
+    assert set(dm.splits["test"][1].tolist()) <= set(dm.eval_classes)
+    assert len(dm.splits["val"][1]) == 30
+    # the held-out images are taken out of the training split, not shared with it
+    assert len(dm.splits["train"][1]) + 30 == int(
+        torch.isin(dm.load_source()[0][1], torch.tensor(dm.train_classes)).sum()
+    )

@@ -70,12 +70,24 @@ def test_loss_trains_and_retrieves_unseen_classes(tmp_path, loss, mining):
     check_trained(record)
 
 
-def test_training_beats_the_untrained_network(tmp_path):
-    trained = run(tmp_path / "trained", "supcon")
+@pytest.mark.parametrize(
+    ("retrieve_from", "min_gain"),
+    [
+        # the default: the trunk under the projection head (0.60 untrained, 0.69 trained)
+        ("trunk", 0.05),
+        # the embedding itself (about 0.53 untrained on these patterns, 0.62 to 0.77)
+        pytest.param("embedding", 0.1, marks=pytest.mark.slow),
+    ],
+)
+def test_training_beats_the_untrained_network(tmp_path, retrieve_from, min_gain):
+    setting = f"task.retrieve_from={retrieve_from}"
+    trained = run(tmp_path / "trained", "supcon", setting)
     check_trained(trained)
-    untrained = run(tmp_path / "untrained", "supcon", "trainer.max_epochs=0", "logger=none")
+    untrained = run(
+        tmp_path / "untrained", "supcon", setting, "trainer.max_epochs=0", "logger=none"
+    )
     gain = trained["test"]["test/map_at_r"] - untrained["test"]["test/map_at_r"]
-    assert gain > 0.1, (trained["test"], untrained["test"])
+    assert gain > min_gain, (trained["test"], untrained["test"])
 
 
 def check_trained(record: dict) -> None:
