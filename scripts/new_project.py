@@ -182,60 +182,36 @@ def files(options: dict) -> dict[str, str]:
                 with cli_errors():
                     main()
             ''',
-        "scripts/compare.py": '''\
-            """Compare losses: one run per loss and seed, then a table of their test metrics.
+        "scripts/compare.py": f'''\
+            """Compare losses on this project's data: a grid of losses x seeds to a report.
 
                 python scripts/compare.py loss=cross_entropy,focal seed=0,1,2 [other overrides]
+                python scripts/compare.py --report-only comparisons/<name>
 
-            The runs are a Hydra sweep of scripts/train.py (finished runs are reused); the
-            table goes to the screen and to comparisons/<time>.csv.
+            losslab's comparisons (its docs/comparisons.md) with this project's configs:
+            finished runs are reused, and comparisons/<name>/ gets results.csv, report.md
+            (mean, spread and 95% interval per loss over the seeds) and the plots.
             """
 
-            import csv
             import sys
-            import time
-            from collections import defaultdict
             from pathlib import Path
 
-            import hydra
-
-            from losslab.config import CONFIG_DIR, cli_errors, project_arguments
-            from losslab.train import train
+            from losslab.compare import compare, report_only
+            from losslab.config import cli_errors, project_arguments
 
             PROJECT = Path(__file__).resolve().parents[1]
-            RECORDS = []
-
-
-            @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-            def run(cfg):
-                RECORDS.append(train(cfg))
-
-
-            def table(records):
-                metric = "test/" + records[0]["monitor"].split("/", 1)[1]
-                by_loss = defaultdict(list)
-                for record in records:
-                    by_loss[record["loss"]].append(record["test"].get(metric, float("nan")))
-                rows = [
-                    [loss, len(v), sum(v) / len(v), min(v), max(v)] for loss, v in by_loss.items()
-                ]
-                return ["loss", "runs", f"mean {metric}", "min", "max"], rows
-
 
             if __name__ == "__main__":
-                args = project_arguments(PROJECT / "configs", sys.argv[1:], "project")
-                sys.argv[1:] = ["--multirun", *args]
                 with cli_errors():
-                    run()
-                if RECORDS:
-                    header, rows = table(RECORDS)
-                    out = PROJECT / "comparisons" / time.strftime("%Y%m%d-%H%M%S.csv")
-                    out.parent.mkdir(exist_ok=True)
-                    with out.open("w", newline="") as stream:
-                        csv.writer(stream).writerows([header, *rows])
-                    for row in [header, *rows]:
-                        print("  ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
-                    print(f"-> {out}")
+                    if sys.argv[1:2] == ["--report-only"]:
+                        result = report_only(sys.argv[2])
+                    else:
+                        words = project_arguments(PROJECT / "configs", sys.argv[1:], "project")
+                        given = {{word.split("=", 1)[0] for word in words}}
+                        defaults = [w for w in ("task={task}", "data=project")
+                                    if w.split("=")[0] not in given]
+                        result = compare([*defaults, *words])
+                    print(f"-> {{result['out_dir']}}/report.md")
             ''',
         "scripts/predict.py": '''\
             """Predict on new files with a trained checkpoint (losslab's docs/predict.md):

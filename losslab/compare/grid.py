@@ -354,12 +354,27 @@ def _task_default(task: str, group: str) -> str:
     return catalog.task_defaults(task)[group]
 
 
+def _project_options(grid: Grid, group: str) -> list[str]:
+    """Options of ``group`` in the config folders the grid adds to Hydra's search path
+    (``hydra.searchpath=[...,file://<project>/configs]`` of a project of its own)."""
+    found = []
+    for word in grid.launcher:
+        key, _, value = word.partition("=")
+        if key != "hydra.searchpath":
+            continue
+        for entry in value.strip("[]").split(","):
+            if entry.strip().startswith("file://"):
+                folder = Path(entry.strip()[len("file://") :]) / group
+                found += [p.stem for p in folder.glob("*.yaml")]
+    return found
+
+
 def check_names(grid: Grid) -> None:
     """Unknown task, dataset or loss names: a clear error before anything is composed."""
     import difflib
 
     def check(group: str, option: str) -> None:
-        options = group_options(group)
+        options = sorted({*group_options(group), *_project_options(grid, group)})
         parts = option.split("+") if group == "loss" else [option]
         for part in parts:
             if part not in options:

@@ -67,7 +67,7 @@ def plan(grid: Grid, extra: dict | None = None, per_variant: dict | None = None)
             added = {**(extra or {}), **((per_variant or {}).get(variant.label) or {})}
             first = cells[0].overrides(grid, added)
             try:
-                cfg = compose(first)
+                cfg = compose([*first, *_search_path(grid)])
                 validate.check_config(cfg)
                 names = build_components(cfg).names
             except ConfigError as error:
@@ -87,6 +87,12 @@ def plan(grid: Grid, extra: dict | None = None, per_variant: dict | None = None)
                     )
                 )
     return planned
+
+
+def _search_path(grid: Grid) -> list[str]:
+    """The grid's ``hydra.searchpath`` (a project of its own adds its configs folder,
+    ``losslab.config.project_arguments``): runs are composed here as the sweep will."""
+    return [word for word in grid.launcher if word.split("=", 1)[0] == "hydra.searchpath"]
 
 
 def to_run(planned: list[Planned], *, rerun: bool, retry_failed: bool) -> list[Planned]:

@@ -149,3 +149,17 @@ def test_sweeps_merge_entries_that_differ_only_in_the_loss(tmp_path, monkeypatch
         "loss=cross_entropy,nll", "loss=focal",
     ]  # fmt: skip
     assert any("loss.options.gamma=1.0" in w for w in started)
+
+
+def test_a_project_of_its_own_compares_on_its_configs_folder(tmp_path):
+    """scripts/new_project.py's compare adds the project's configs/ to the search path."""
+    data = tmp_path / "configs" / "data"
+    data.mkdir(parents=True)
+    (data / "project.yaml").write_text("defaults:\n  - synthetic\n  - _self_\ntrain_size: 96\nval_size: 32\n")
+    base = ["name=own", "task=classification", "data=project", "loss=cross_entropy", "seed=0"]
+    with pytest.raises(ConfigError, match="Unknown data 'project'"):
+        grid.parse_words(base)
+    search = f"hydra.searchpath=[losssum://losslab,file://{tmp_path / 'configs'}]"
+    request = grid.parse_words([*base, search])
+    (planned,) = run.plan(request.grid)
+    assert planned.run_dir.parts[-4:-2] == ("classification", "project")
