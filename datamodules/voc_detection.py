@@ -302,7 +302,47 @@ class VOCDetectionFiles:
         return images, annotations
 
 
-class VOCDetectionDataModule(lightning.LightningDataModule):
+class PhotoDetectionLoaders:
+    """The loaders of a datamodule of variable-size photos with boxes (VOC, a user's folder).
+
+    The datamodule sets ``datasets`` (split -> dataset) in ``setup`` and holds ``mean``,
+    ``std``, ``size_divisible``, ``num_workers``, ``seed`` and the batch sizes; batches are
+    padded and standardised by :func:`collate_detection` in the workers.
+    """
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        if not self.datasets:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for loaders")
+        collate = functools.partial(
+            collate_detection, mean=self.mean, std=self.std, size_divisible=self.size_divisible
+        )
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def __str__(self) -> str:
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.datasets.items()) or "not set up"
+        return f"{type(self).__name__}(name={self.name!r}, {sizes})"
+
+    __repr__ = __str__
+
+
+class VOCDetectionDataModule(PhotoDetectionLoaders, lightning.LightningDataModule):
     """Pascal VOC detection, 20 classes: 07+12 trainval (16,551 images) -> VOC 2007 test (4,952).
 
     - ``max_size``: the longer image side fed to the network (evaluation resizes to it,
@@ -397,34 +437,3 @@ class VOCDetectionDataModule(lightning.LightningDataModule):
             "val": VOCDetectionImages(*val, eval_tf),
             "test": VOCDetectionImages(*test, eval_tf),
         }
-
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        if not self.datasets:
-            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for loaders")
-        collate = functools.partial(
-            collate_detection, mean=self.mean, std=self.std, size_divisible=self.size_divisible
-        )
-        return DataLoader(
-            self.datasets[split],
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
-
-    def __str__(self) -> str:
-        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.datasets.items()) or "not set up"
-        return f"{type(self).__name__}(name={self.name!r}, {sizes})"
-
-    __repr__ = __str__

@@ -41,7 +41,6 @@ training adds scale jitter (``min_scale``), flips (``hflip``) and colour jitter
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,15 +48,15 @@ from pathlib import Path
 import lightning
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader
 
-from datamodules.detection import EDGE_TOLERANCE, collate_detection
+from datamodules.detection import EDGE_TOLERANCE
 from datamodules.folder.base import DEFAULT_TEST_SIZE, DEFAULT_VAL_SIZE
 from datamodules.folder.common import SPLITS, BadData, FolderDataError, random_split
 from datamodules.seeding import rng
 from datamodules.voc_detection import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    PhotoDetectionLoaders,
     VOCDetectionImages,
     VOCObjects,
     detection_transforms,
@@ -286,7 +285,7 @@ def voc_split_ids(folder: Path, bad: BadData) -> dict[str, list[str]] | None:
 # -- the datamodule ----------------------------------------------------------------------
 
 
-class DetectionFolder(lightning.LightningDataModule):
+class DetectionFolder(PhotoDetectionLoaders, lightning.LightningDataModule):
     """Detection photos with boxes from a COCO JSON or a VOC-layout folder (module doc).
 
     The class names (and so ``num_classes``) are read at construction: the COCO
@@ -447,37 +446,6 @@ class DetectionFolder(lightning.LightningDataModule):
             )
             for split, items in listing.items()
         }
-
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        if not self.datasets:
-            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for loaders")
-        collate = functools.partial(
-            collate_detection, mean=self.mean, std=self.std, size_divisible=self.size_divisible
-        )
-        return DataLoader(
-            self.datasets[split],
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
-
-    def __str__(self) -> str:
-        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.datasets.items()) or "not set up"
-        return f"{type(self).__name__}(name={self.name!r}, {sizes})"
-
-    __repr__ = __str__
 
 
 def check_photos(items: list[Listed], source: Path) -> None:
