@@ -226,24 +226,52 @@ def read_split_files(
         raise FolderDataError(f"data.split_dir={str(split_dir)!r}: no train.txt in {where}")
     if not (where / "train.txt").is_file():
         return None
-    index = {name: i for i, name in enumerate(files)}
-    assigned = [""] * len(files)
+    return assign_splits(
+        where,
+        files,
+        bad,
+        key=lambda line: Path(line).as_posix().removeprefix("./"),
+        absent="names files that are not images in the folder",
+        shown=lambda listing, line, name: name,
+        unlisted="images listed in no split file (left out)",
+    )
+
+
+def assign_splits(
+    where: Path,
+    names: Sequence[str],
+    bad: BadData,
+    *,
+    key: Callable[[str], str],
+    absent: str,
+    shown: Callable[[Path, str, str], str],
+    unlisted: str,
+) -> list[str]:
+    """The split of each of ``names`` from ``where``/{train,val,test}.txt (train.txt exists).
+
+    ``key`` turns a line into the name it means (a relative path, a stem); a line naming
+    no one of ``names`` stops the run (``<split>.txt <absent>``, showing ``shown(listing,
+    line, name)``), as does a name in two files; names in no file are left out, logged as
+    ``unlisted``. A list parallel to ``names``: ``"train"``, ``"val"``, ``"test"`` or ``""``.
+    """
+    index = {name: i for i, name in enumerate(names)}
+    assigned = [""] * len(names)
     for split in SPLITS:
         listing = where / f"{split}.txt"
         if not listing.is_file():
             continue
         for line in read_lines(listing):
-            name = Path(line).as_posix().removeprefix("./")
+            name = key(line)
             i = index.get(name)
             if i is None:
-                bad.stop(f"{split}.txt names files that are not images in the folder", name)
+                bad.stop(f"{split}.txt {absent}", shown(listing, line, name))
             elif assigned[i]:
                 bad.stop("files listed in two split files", f"{name} ({assigned[i]}, {split})")
             else:
                 assigned[i] = split
-    for name, split in zip(files, assigned, strict=True):
+    for name, split in zip(names, assigned, strict=True):
         if not split:
-            bad.skip("images listed in no split file (left out)", name)
+            bad.skip(unlisted, name)
     return assigned
 
 

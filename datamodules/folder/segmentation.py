@@ -41,10 +41,10 @@ from PIL import Image, ImageOps
 
 from datamodules.folder.base import IMAGE_OPTIONS, FolderDataModule
 from datamodules.folder.common import (
-    SPLITS,
     BadData,
     FolderDataError,
     ImageSpec,
+    assign_splits,
     image_files,
     image_spec,
     read_lines,
@@ -112,25 +112,15 @@ def read_stem_splits(
     """
     if not (where / "train.txt").is_file():
         return None
-    index = {stem: i for i, stem in enumerate(stems)}
-    assigned = [""] * len(stems)
-    for split in SPLITS:
-        listing = where / f"{split}.txt"
-        if not listing.is_file():
-            continue
-        for line in read_lines(listing):
-            stem = Path(line.split()[0]).stem
-            i = index.get(stem)
-            if i is None:
-                bad.stop(f"{split}.txt names files absent from {what}", f"{listing.name}: {line}")
-            elif assigned[i]:
-                bad.stop("files listed in two split files", f"{stem} ({assigned[i]}, {split})")
-            else:
-                assigned[i] = split
-    for stem, split in zip(stems, assigned, strict=True):
-        if not split:
-            bad.skip("files listed in no split file (left out)", stem)
-    return assigned
+    return assign_splits(
+        where,
+        stems,
+        bad,
+        key=lambda line: Path(line.split()[0]).stem,
+        absent=f"names files absent from {what}",
+        shown=lambda listing, line, stem: f"{listing.name}: {line}",
+        unlisted="files listed in no split file (left out)",
+    )
 
 
 def class_names_of(path: Path, num_classes: int | None) -> list[str]:
