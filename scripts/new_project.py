@@ -304,6 +304,15 @@ def files(options: dict) -> dict[str, str]:
                 done = run("predict.py", *options, "device=cpu", cwd=tmp_path)
                 assert '"statistics"' in done.stdout
                 assert any((tmp_path / "out").iterdir())
+
+
+            def test_compare_two_losses(tmp_path):
+                losses = "{_two_losses(task)}"
+                words = [f"loss={{losses}}", "seed=0", "name=smoke", *SMOKE, *TINY]
+                run("compare.py", *words, f"paths.root_dir={{tmp_path}}", cwd=tmp_path)
+                report = (tmp_path / "comparisons" / "smoke" / "report.md").read_text()
+                assert f"runs: {{len(losses.split(','))}} finished" in report
+                assert all(loss in report for loss in losses.split(","))
             ''',
         "README.md": f"""\
             # {name}
@@ -339,7 +348,7 @@ def files(options: dict) -> dict[str, str]:
             ```bash
             # 1. train (runs/<task>/<data>/<loss>/seed0/: metrics.json, checkpoints/best.ckpt)
             python scripts/train.py                      # add loss=..., trainer=gpu, --help
-            # 2. compare losses: one run per loss and seed, a table of their test metrics
+            # 2. compare losses: one run per loss and seed -> comparisons/<name>/report.md, plots
             python scripts/compare.py loss={_two_losses(task)} seed=0,1,2
             # 3. predict on new files with a checkpoint
             python scripts/predict.py ckpt_path=runs/.../checkpoints/best.ckpt input=<file or folder>
