@@ -294,12 +294,29 @@ def _setting_section(grid, table, setting, by_loss, best_label, headline, mode) 
                 "",
             ]
         elif overlapping:
-            lines += [
+            # the seeds are paired (same split, initial weights, batch order): the paired
+            # difference can separate two losses whose unpaired intervals overlap
+            differences = {
+                k: paired_difference(table, setting, k, best_label, headline) for k in overlapping
+            }
+            paired_apart = [k for k, d in differences.items() if d.n > 1 and not d.low <= 0 <= d.high]
+            within = [k for k in overlapping if k not in paired_apart]
+            names = ", ".join
+            note = (
                 f"Note: the 95% interval of the best (`{best_label}`) overlaps those of "
-                f"{', '.join(f'`{k}`' for k in overlapping)}: at this budget and number of seeds "
-                f"these are not separated from the best.",
-                "",
-            ]
+                f"{names(f'`{k}`' for k in overlapping)}."
+            )
+            if paired_apart:
+                note += (
+                    f" The paired difference over the same seeds (the column \"vs best\") still "
+                    f"separates {names(f'`{k}`' for k in paired_apart)} from the best."
+                )
+            if within:
+                note += (
+                    f" {names(f'`{k}`' for k in within)}: not separated from the best at this "
+                    f"budget and number of seeds (paired difference interval holds 0)."
+                )
+            lines += [note, ""]
         else:
             lines += [
                 f"The 95% interval of the best (`{best_label}`) overlaps no other loss's.",

@@ -81,6 +81,8 @@ def test_finished_runs_are_reused_and_the_report_holds_independent_statistics(
     half = scipy_stats.t.ppf(0.975, 2) * np.std(diffs, ddof=1) / math.sqrt(3)
     assert f"{diffs.mean():+.4f} [{diffs.mean() - half:.4f}, {diffs.mean() + half:.4f}]" in text
     assert "overlaps those of `cross_entropy`" in text and "`nll`:" not in text
+    # the paired interval above holds 0: not separated even with pairing
+    assert "`cross_entropy`: not separated from the best" in text
     assert "best epoch on `val/acc` (max) on the **validation** split" in text
     assert "seeds: 0, 1, 2" in text and "torch" in text
     for picture in ("validation_curves.png", "headline.png"):
