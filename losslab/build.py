@@ -93,13 +93,9 @@ def _task_class(cfg: DictConfig) -> type[TaskCore]:
     return cls
 
 
-#: the dispatcher of data=folder (configs/data/folder.yaml): the task names the layout
-FOLDER_TARGET = "datamodules.folder.folder_datamodule"
-
-
 def _folder_problem_type(cfg: DictConfig, task_cls: type[TaskCore]) -> dict:
     """``{"problem_type": <the task's>}`` for data=folder left at problem_type null, else {}."""
-    if cfg.data.get("_target_") == FOLDER_TARGET and cfg.data.get("problem_type") is None:
+    if cfg.data.get("_target_") == catalog.FOLDER_TARGET and cfg.data.get("problem_type") is None:
         return {"problem_type": task_cls.problem_type}
     return {}
 

@@ -49,6 +49,8 @@ def dataset_info(name: str) -> DataInfo:
 
 #: data configs read from the user's files (``data.path=...``): no DataInfo without a path
 USER_DATA = ("folder",)
+#: the ``_target_`` of data=folder (configs/data/folder.yaml): the task names the layout
+FOLDER_TARGET = "datamodules.folder.folder_datamodule"
 
 
 def datasets() -> dict[str, DataInfo]:

@@ -25,6 +25,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules import DatasetUnavailableError
+from losslab.catalog import FOLDER_TARGET
 from losslab.config import ConfigError, DataError
 
 #: schedule parameters that mean "length of the run in steps" (tasks/optim.py fills them)
@@ -116,7 +117,6 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
 
 #: data=folder (configs/data/folder.yaml): its data.* options may be null (the layout's
 #: default), and its test_size may be a fraction like val_size
-FOLDER_TARGET = "datamodules.folder.folder_datamodule"
 FOLDER_CHECKS: dict[str, Callable[[Any], str | None]] = {"data.test_size": _val_size}
 
 
