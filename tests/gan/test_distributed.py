@@ -20,7 +20,6 @@ import lightning as L
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from losslab.config import compose
@@ -29,6 +28,7 @@ from models.gan import gan_mlp
 from tasks.data_info import DataInfo
 from tasks.gan import GANTask
 from tests.gan.test_task import RING
+from tests.spawning import spawn_or_fail
 
 INFO = DataInfo("ring", "gan", (2,), "class_indices", 8)
 LOSS = {
@@ -89,7 +89,7 @@ def worker(rank: int, init_file: str, results: str) -> None:
 
 def test_the_gradient_penalty_of_two_processes_matches_one(tmp_path):
     results = str(tmp_path / "result")
-    mp.spawn(worker, args=(str(tmp_path / "init"), results), nprocs=WORLD_SIZE, join=True)
+    spawn_or_fail(worker, (str(tmp_path / "init"), results), WORLD_SIZE)
     task = make_task()
     expected_loss, expected_grads = step(DiscriminatorStep(task), task, *global_batch())
     for rank in range(WORLD_SIZE):

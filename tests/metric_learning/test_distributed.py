@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from datamodules.batch import Batch
@@ -20,6 +19,7 @@ from losslab.train import train
 from tasks.data_info import DataInfo
 from tasks.metric_learning import MetricLearningTask
 from tests.metric_learning.test_training import FAST
+from tests.spawning import spawn_or_fail
 
 INFO = DataInfo("toy_open_set", "metric_learning", (1, 4, 4), "class_indices", 4)
 #: (loss, options): one of each argument form the task builds
@@ -78,7 +78,7 @@ def worker(rank: int, init_file: str, results: str) -> None:
 
 def test_two_processes_match_one_on_the_global_batch(tmp_path):
     results = str(tmp_path / "result")
-    mp.spawn(worker, args=(str(tmp_path / "init"), results), nprocs=WORLD_SIZE, join=True)
+    spawn_or_fail(worker, (str(tmp_path / "init"), results), WORLD_SIZE)
     per_rank = [torch.load(f"{results}.{r}") for r in range(WORLD_SIZE)]
     x, y = global_batch()
     for loss, options in LOSSES:
