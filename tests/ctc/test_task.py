@@ -27,12 +27,8 @@ TOY = DataInfo(
     "toy", "ctc", (1,), "label_sequences", 4, VOCABULARY.symbols, vocabulary=VOCABULARY.symbols
 )
 #: a run of seconds on the synthetic tone sequences, files and all
-QUICK = (
-    "task=ctc",
-    "data=synthetic_ctc",
-    "data.train_size=64",
-    "data.val_size=32",
-    "data.test_size=32",
+#: a small SpeechGRU for one CPU epoch (shared with tests/folder_dense)
+TINY_GRU_RUN = (
     "model=speech_gru",
     "model.conv_channels=8",
     "model.hidden_size=16",
@@ -42,6 +38,14 @@ QUICK = (
     "trainer.max_epochs=1",
     "trainer.num_sanity_val_steps=0",
     "logger=none",
+)
+QUICK = (
+    "task=ctc",
+    "data=synthetic_ctc",
+    "data.train_size=64",
+    "data.val_size=32",
+    "data.test_size=32",
+    *TINY_GRU_RUN,
 )
 
 

@@ -27,14 +27,8 @@ from tasks.pictures import PictureWriter, detection_panel
 THREE = DataInfo("hand", "detection", (1, 64, 64), "boxes", 3, ("a", "b", "c"))
 TINY_FCOS = functools.partial(FCOS, width=4, fpn_channels=16, head_convs=1, norm_groups=4)
 
-#: a run of seconds on synthetic_detection: small canvases, a narrow detector
-FAST = (
-    "task=detection",
-    "data=synthetic_detection",
-    "data.train_canvases=64",
-    "data.val_canvases=16",
-    "data.test_canvases=16",
-    "data.batch_size=16",
+#: a narrow detector and a two-step CPU run (shared with tests/folder_dense)
+TINY_FCOS_RUN = (
     "model.width=4",
     "model.fpn_channels=16",
     "model.head_convs=1",
@@ -45,6 +39,16 @@ FAST = (
     "trainer.num_sanity_val_steps=0",
     "callbacks=none",
     "logger=none",
+)
+#: a run of seconds on synthetic_detection: small canvases, a narrow detector
+FAST = (
+    "task=detection",
+    "data=synthetic_detection",
+    "data.train_canvases=64",
+    "data.val_canvases=16",
+    "data.test_canvases=16",
+    "data.batch_size=16",
+    *TINY_FCOS_RUN,
 )
 
 #: CLI form of each box loss: the part of the sum and the overrides that select it

@@ -14,6 +14,7 @@ from PIL import Image
 from datamodules.folder import FolderDataError, folder_datamodule
 from losslab.config import compose
 from losslab.train import train
+from tests.detection.test_task import TINY_FCOS_RUN
 from tests.folder_dense.fixtures import write_coco, write_voc
 
 LABELME = Path("/usr/share/doc/labelme-examples/examples")
@@ -171,16 +172,7 @@ FAST_MODEL = (
     "data.max_size=64",
     "data.batch_size=4",
     "data.num_workers=0",
-    "model.width=4",
-    "model.fpn_channels=16",
-    "model.head_convs=1",
-    "model.norm_groups=4",
-    "trainer=cpu",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.num_sanity_val_steps=0",
-    "callbacks=none",
-    "logger=none",
+    *TINY_FCOS_RUN,
 )
 
 

@@ -16,6 +16,7 @@ from datamodules.folder.speech import read_table
 from datamodules.text import DIGIT_WORDS, CharVocabulary
 from losslab.config import compose
 from losslab.train import train
+from tests.ctc.test_task import TINY_GRU_RUN
 from tests.fixtures.librispeech import write_chapters
 from tests.folder_dense.fixtures import write_speech_table, write_speech_tree
 
@@ -165,20 +166,7 @@ def test_librispeech_lines_without_audio_stop(tmp_path):
 
 # -- training ---------------------------------------------------------------------------
 
-QUICK = (
-    "task=ctc",
-    "data=folder",
-    "model=speech_gru",
-    "model.conv_channels=8",
-    "model.hidden_size=16",
-    "model.num_layers=1",
-    "scheduler=none",
-    "trainer=cpu",
-    "trainer.max_epochs=1",
-    "trainer.num_sanity_val_steps=0",
-    "callbacks=none",
-    "logger=none",
-)
+QUICK = ("task=ctc", "data=folder", *TINY_GRU_RUN, "callbacks=none")
 
 
 @pytest.mark.slow
