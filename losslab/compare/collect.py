@@ -34,7 +34,7 @@ def row(item: Planned) -> dict[str, Any]:
         "status": item.status,
         "error": "",
         "monitor": item.monitor,
-        "run_dir": str(item.run_dir),
+        "run_dir": shown_path(item.run_dir),
     }
     if item.status == FINISHED:
         record = runs.load_metrics(item.run_dir)
@@ -56,6 +56,16 @@ def row(item: Planned) -> dict[str, Any]:
         out["error"] = failure.get("error", "")
         out["wall_time_s"] = failure.get("wall_time_s")
     return out
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when under it (a committed report then
+    names ``runs/...`` rather than one machine's folders), else absolute."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def rows(planned: list[Planned]) -> list[dict[str, Any]]:

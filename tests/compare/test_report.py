@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,20 @@ def test_an_axis_gives_a_table_across_settings(tmp_path, monkeypatch):
         "synthetic optimizer.lr=0.001": "focal",
         "synthetic optimizer.lr=0.002": "focal",
     }
+
+
+def test_results_name_run_folders_relative_to_the_working_directory(tmp_path, monkeypatch):
+    _fill(tmp_path)
+    monkeypatch.setattr(run, "run_multirun", _no_training)
+    arguments = words(tmp_path, "loss=cross_entropy,focal,nll", "seed=0,1,2")
+    monkeypatch.chdir(tmp_path)  # the runs lie under the working directory
+    out = compare(arguments)["out_dir"]
+    with open(out / "results.csv", newline="") as handle:
+        shown = [row["run_dir"] for row in csv.DictReader(handle)]
+    assert len(shown) == 9 and all(not path.startswith("/") for path in shown)
+    assert all((tmp_path / path / "metrics.json").is_file() for path in shown)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # runs outside it: absolute, so still found
+    report_only(out)
+    with open(out / "results.csv", newline="") as handle:
+        assert all(Path(row["run_dir"]).is_absolute() for row in csv.DictReader(handle))
