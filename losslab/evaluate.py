@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from losslab.build import build_components
 from losslab.config import ConfigError
 from losslab.safety import check_targets, load_checkpoint
-from losslab.train import CHECKPOINT_KEY, set_matmul_precision
+from losslab.train import set_matmul_precision
+from tasks.base import CHECKPOINT_KEY
 
 SPLITS = ("test", "val")
 

@@ -21,6 +21,7 @@ from losslab import callbacks as guards
 from losslab import runs, validate
 from losslab.build import Components, build_components
 from losslab.config import ConfigError
+from tasks.base import CHECKPOINT_KEY
 
 log = logging.getLogger("losslab")
 #: the closing summary goes to the console by print and to train.log through this logger
@@ -28,8 +29,6 @@ summary_log = logging.getLogger("losslab.summary")
 summary_log.propagate = False
 summary_log.setLevel(logging.INFO)
 
-#: key of the losslab record in a Lightning checkpoint (read by losslab.evaluate)
-CHECKPOINT_KEY = "losslab"
 #: float32 matmul precision of a config without the key: configs/train.yaml's value
 DEFAULT_MATMUL_PRECISION = "high"
 #: the pyproject extra that installs the package of each optional logger class

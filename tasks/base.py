@@ -50,6 +50,9 @@ from tasks.optim import build_scheduler
 from tasks.terms import loss_terms
 
 ModelFactory = Callable[..., nn.Module]
+#: key of the run's record (resolved config and run names) in a task's Lightning
+#: checkpoint: written by losslab.train, read by losslab.evaluate and tasks.gan_metrics
+CHECKPOINT_KEY = "losslab"
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,8 @@ from datamodules.loader import Standardize
 from models.auto import auto_model
 from models.cnn import CompactCNN
 from models.resnet import ResNet9
+from tasks.base import CHECKPOINT_KEY
 
-#: key of the losslab record in a training checkpoint (losslab.train.CHECKPOINT_KEY; the
-#: tasks layer may not import losslab)
-CHECKPOINT_KEY = "losslab"
 #: the networks a classification checkpoint may be rebuilt with, by config target
 CHECKPOINT_MODELS = {
     "models.CompactCNN": CompactCNN,
