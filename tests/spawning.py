@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 
 import pytest
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 #: seconds the processes of one test may take: a few on an idle machine, far more than
@@ -24,3 +26,18 @@ def spawn_or_fail(worker: Callable, args: tuple, nprocs: int) -> None:
                 if process.is_alive():
                     process.kill()
             pytest.fail(f"{nprocs} spawned processes were not done after {DEADLINE_S:.0f} s")
+
+
+def close_process_group() -> None:
+    """End a worker's process group once its DDP wrappers are deleted by the caller.
+
+    Order matters: a ``DistributedDataParallel`` wrapper's reducer holds the gloo group,
+    and a reducer freed last (at the function's or the interpreter's exit) destroys the
+    group while holding the GIL; the group's destructor waits for its worker thread, which
+    may be freeing a finished collective's tensors and needs the GIL for that: the process
+    hangs (seen here about once in three runs; pytorch/pytorch#56297). Collecting the
+    deleted wrappers first, while the group is alive, lets ``destroy_process_group`` free
+    the group through its GIL-releasing path.
+    """
+    gc.collect()
+    dist.destroy_process_group()

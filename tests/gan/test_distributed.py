@@ -28,7 +28,7 @@ from models.gan import gan_mlp
 from tasks.data_info import DataInfo
 from tasks.gan import GANTask
 from tests.gan.test_task import RING
-from tests.spawning import spawn_or_fail
+from tests.spawning import close_process_group, spawn_or_fail
 
 INFO = DataInfo("ring", "gan", (2,), "class_indices", 8)
 LOSS = {
@@ -84,7 +84,8 @@ def worker(rank: int, init_file: str, results: str) -> None:
     loss, grads = step(ddp, task, real[shard], fake[shard], u[shard])
     dist.all_reduce(loss)
     torch.save((loss / WORLD_SIZE, grads), f"{results}.{rank}")
-    dist.destroy_process_group()
+    del ddp  # before the group (tests/spawning.py: close_process_group)
+    close_process_group()
 
 
 def test_the_gradient_penalty_of_two_processes_matches_one(tmp_path):

@@ -19,7 +19,7 @@ from losslab.train import train
 from tasks.data_info import DataInfo
 from tasks.metric_learning import MetricLearningTask
 from tests.metric_learning.test_training import FAST
-from tests.spawning import spawn_or_fail
+from tests.spawning import close_process_group, spawn_or_fail
 
 INFO = DataInfo("toy_open_set", "metric_learning", (1, 4, 4), "class_indices", 4)
 #: (loss, options): one of each argument form the task builds
@@ -73,7 +73,8 @@ def worker(rank: int, init_file: str, results: str) -> None:
         task.net = nn.parallel.DistributedDataParallel(task.net)
         out[loss] = step(task, x[shard], y[shard])
     torch.save(out, f"{results}.{rank}")
-    dist.destroy_process_group()
+    del task  # its DDP wrapper goes before the group (tests/spawning.py: close_process_group)
+    close_process_group()
 
 
 def test_two_processes_match_one_on_the_global_batch(tmp_path):
