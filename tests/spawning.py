@@ -35,7 +35,7 @@ def close_process_group() -> None:
     and a reducer freed last (at the function's or the interpreter's exit) destroys the
     group while holding the GIL; the group's destructor waits for its worker thread, which
     may be freeing a finished collective's tensors and needs the GIL for that: the process
-    hangs (seen here about once in three runs; pytorch/pytorch#56297). Collecting the
+    hangs (here about one run in five; pytorch/pytorch#56297). Collecting the
     deleted wrappers first, while the group is alive, lets ``destroy_process_group`` free
     the group through its GIL-releasing path.
     """
