@@ -35,8 +35,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from losslab import validate
 from losslab.build import build_components
-from losslab.config import compose
+from losslab.config import cli_errors, compose
 from tasks.embedding_metrics import retrieval_scores
 from tasks.metric_learning import last_linear
 
@@ -44,19 +45,24 @@ READOUTS = ("embedding", "trunk", "trunk centred", "stages")
 
 
 class ReadoutProbe(L.Callback):
-    """Ranks the test split by every readout before training and every ``every`` steps."""
+    """Ranks the test split by every readout before training, every ``every`` steps (0:
+    once per epoch) and after the last step."""
 
-    def __init__(self, every: int):
+    def __init__(self, every: int = 0):
         self.every = every
         self.rows: list[tuple[int, dict[str, float]]] = []
 
     def on_train_start(self, trainer, task) -> None:
+        self.every = self.every or trainer.num_training_batches
         self._measure(trainer, task, step=0)
 
     def on_train_batch_end(self, trainer, task, outputs, batch, batch_idx) -> None:
-        step = trainer.global_step
-        if step % self.every == 0 or step == trainer.max_steps:
-            self._measure(trainer, task, step)
+        if trainer.global_step % self.every == 0:
+            self._measure(trainer, task, trainer.global_step)
+
+    def on_train_end(self, trainer, task) -> None:
+        if self.rows[-1][0] != trainer.global_step:
+            self._measure(trainer, task, trainer.global_step)
 
     def _measure(self, trainer, task, step: int) -> None:
         features = collect_readouts(task, trainer.datamodule.test_dataloader())
@@ -110,16 +116,13 @@ def main(argv: list[str] | None = None) -> list[tuple[int, dict[str, float]]]:
     cfg = compose(["task=metric_learning", "trainer=cpu", *args.overrides])
     L.seed_everything(cfg.seed, workers=True)  # as losslab.train: the same initial weights
     parts = build_components(cfg)
-    parts.datamodule.setup("fit")
-    epoch_steps = len(parts.datamodule.train_dataloader())
-    epochs = cfg.trainer.max_epochs
-    probe = ReadoutProbe(args.every or epoch_steps)
+    probe = ReadoutProbe(args.every)
     trainer = L.Trainer(
-        max_steps=epoch_steps * epochs, max_epochs=epochs, accelerator="cpu", devices=1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        limit_val_batches=0, num_sanity_val_steps=0, callbacks=[probe],
-        enable_model_summary=False,
+        max_epochs=cfg.trainer.max_epochs, accelerator="cpu", devices=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0,
+        num_sanity_val_steps=0, callbacks=[probe], enable_model_summary=False,
     )
+    validate.load_data(parts.datamodule, trainer)  # as train: downloads, clear data errors
     trainer.fit(parts.task, datamodule=parts.datamodule)
     print(f"\n{parts.names['data']}, loss {parts.names['loss']}, seed {cfg.seed}: "
           "test MAP@R on the unseen classes")
@@ -140,4 +143,5 @@ def main(argv: list[str] | None = None) -> list[tuple[int, dict[str, float]]]:
 
 
 if __name__ == "__main__":
-    main()
+    with cli_errors():
+        main()

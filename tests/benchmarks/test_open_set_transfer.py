@@ -69,3 +69,9 @@ def test_step_zero_is_the_untrained_network_and_training_is_probed(tmp_path, cap
     assert rows[1][1]["trunk"] != rows[0][1]["trunk"]  # the network did train between probes
     out = capsys.readouterr().out
     assert "| best gain over the best untrained readout" in out
+
+
+def test_by_default_each_epoch_is_probed(tmp_path, capsys):
+    rows = open_set_transfer.main([*TINY, "trainer.max_epochs=2", f"paths.root_dir={tmp_path}"])
+    assert [step for step, _ in rows] == [0, 10, 20]
+    assert set(rows[0][1]) == set(open_set_transfer.READOUTS)
