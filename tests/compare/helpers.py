@@ -8,17 +8,11 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
+from tests.tiny_runs import SYNTHETIC_CNN_RUN
+
 #: every run of a test grid: synthetic data, a narrow network, one short epoch, CSV logs
 TINY = (
-    "data.train_size=256",
-    "data.val_size=64",
-    "data.test_size=64",
-    "data.batch_size=64",
-    "model=cnn",
-    "model.width=4",
-    "trainer=cpu",
-    "trainer.max_epochs=1",
-    "trainer.num_sanity_val_steps=0",
+    *SYNTHETIC_CNN_RUN,
     "callbacks=none",
     "logger=csv",
 )

@@ -15,19 +15,12 @@ from tasks.gan_metrics import (
     domain_classifier_for,
     sample_quality_for,
 )
+from tests.tiny_runs import SYNTHETIC_CNN_RUN
 
 #: a classification or regression run of seconds on the synthetic patterns
 RUN = (
     "data=synthetic",
-    "data.train_size=256",
-    "data.val_size=64",
-    "data.test_size=64",
-    "data.batch_size=64",
-    "model=cnn",
-    "model.width=4",
-    "trainer=cpu",
-    "trainer.max_epochs=1",
-    "trainer.num_sanity_val_steps=0",
+    *SYNTHETIC_CNN_RUN,
     "callbacks=default",
     "logger=none",
 )
