@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -75,3 +77,22 @@ def test_by_default_each_epoch_is_probed(tmp_path, capsys):
     rows = open_set_transfer.main([*TINY, "trainer.max_epochs=2", f"paths.root_dir={tmp_path}"])
     assert [step for step, _ in rows] == [0, 10, 20]
     assert set(rows[0][1]) == set(open_set_transfer.READOUTS)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loss=cross_entropy", "cannot use loss 'cross_entropy'"),
+        ("data=folder", "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_training(tmp_path, override, message):
+    extra = [f"data.path={tmp_path / 'missing'}"] if override == "data=folder" else []
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "open_set_transfer.py"), override, *extra,
+         f"paths.root_dir={tmp_path}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert "step 0:" not in done.stdout
